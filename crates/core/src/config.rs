@@ -1,0 +1,142 @@
+//! Settings shared by every command: defaults < TOML file < `SLUICE_*` environment < flags.
+//! The CLI resolves the layers; this module holds the result and the TOML file format.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Resolved settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Database, inboxes, spool and reports live here.
+    pub data_dir: PathBuf,
+    /// Listen address of `serve`.
+    pub addr: SocketAddr,
+    /// Bearer token required on mutating routes; without one the server binds to loopback only.
+    pub token: Option<String>,
+    /// Secret used to sign webhook bodies (HMAC-SHA256).
+    pub webhook_secret: Option<String>,
+    /// Largest request body accepted, uploads included.
+    pub max_body_bytes: u64,
+    /// Safety-net rescan period of the inbox watchers.
+    pub inbox_rescan_secs: u64,
+    /// Per-domain tables of the config file (`[trips]`, `[streams]`, …), read by the domains.
+    pub domains: BTreeMap<String, toml::Table>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("./sluice-data"),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+            webhook_secret: None,
+            max_body_bytes: 1 << 30,
+            inbox_rescan_secs: 30,
+            domains: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for a given data directory, all else default.
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
+        Settings {
+            data_dir: dir.into(),
+            ..Settings::default()
+        }
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("sluice.db")
+    }
+    pub fn inbox_dir(&self, domain: &str) -> PathBuf {
+        self.data_dir.join("inbox").join(domain)
+    }
+    pub fn spool_dir(&self, domain: &str) -> PathBuf {
+        self.data_dir.join("spool").join(domain)
+    }
+    pub fn reports_dir(&self, domain: &str) -> PathBuf {
+        self.data_dir.join("reports").join(domain)
+    }
+    /// A domain's table of the config file (empty when absent).
+    pub fn domain(&self, name: &str) -> toml::Table {
+        self.domains.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The optional TOML config file. Every field is optional; unknown top-level tables are
+/// domain sections.
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub addr: Option<SocketAddr>,
+    pub token: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub inbox_rescan_secs: Option<u64>,
+    #[serde(flatten)]
+    pub domains: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Domain sections of the file (tables only).
+    pub fn domain_tables(&self) -> BTreeMap<String, toml::Table> {
+        self.domains
+            .iter()
+            .filter_map(|(k, v)| v.as_table().map(|t| (k.clone(), t.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_reads_known_keys_and_domain_tables() {
+        let cfg: FileConfig = toml::from_str(
+            "addr = \"0.0.0.0:9000\"\ntoken = \"t\"\n[trips]\nh3_resolution = 8\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.addr.unwrap().port(), 9000);
+        assert_eq!(cfg.token.as_deref(), Some("t"));
+        let d = cfg.domain_tables();
+        assert_eq!(d["trips"]["h3_resolution"].as_integer(), Some(8));
+    }
+
+    #[test]
+    fn bad_config_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sluice.toml");
+        std::fs::write(&p, "addr = 12").unwrap();
+        let err = FileConfig::load(&p).unwrap_err().to_string();
+        assert!(err.contains("sluice.toml"), "{err}");
+    }
+}

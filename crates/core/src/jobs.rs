@@ -1,0 +1,723 @@
+//! Jobs: every ingestion, harvest and report. A job is persisted in `core_jobs` on each
+//! state change and published on the in-process bus on every state or progress change;
+//! SSE, WebSocket and webhooks all read from that bus.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::{Db, DbError, Migration};
+
+pub(crate) fn migrations() -> Vec<Migration> {
+    vec![Migration {
+        name: "V1__jobs_and_ledger",
+        sql: include_str!("../migrations/V1__jobs_and_ledger.sql"),
+    }]
+}
+
+/// A job id (UUID v4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    pub fn new() -> Self {
+        JobId(Uuid::new_v4())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(JobId)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "failed" => JobState::Failed,
+            "cancelled" => JobState::Cancelled,
+            other => {
+                return Err(format!(
+                    "unknown job state `{other}` (expected queued, running, succeeded, failed or cancelled)"
+                ))
+            }
+        })
+    }
+}
+
+/// How far a job got, in `unit`s (bytes, rows, events, stores).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Progress {
+    pub done: u64,
+    pub total: Option<u64>,
+    pub unit: String,
+}
+
+/// One rejected input row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Rejection {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// New content, ingested.
+    Ingested,
+    /// Same name as an earlier file, other content: the earlier contribution was replaced.
+    Replaced,
+    /// Content identical to a file ingested before: nothing changed.
+    Duplicate,
+    /// Rejected as a whole (no usable header, unreadable): nothing changed.
+    Rejected,
+}
+
+/// The outcome of one input file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FileResult {
+    pub name: String,
+    pub status: FileStatus,
+    pub bytes: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    #[serde(default)]
+    pub warnings: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+}
+
+/// At most this many rejections are kept in a summary; the counts stay exact.
+pub const MAX_REJECTIONS: usize = 100;
+
+/// What a job did. `extra` carries domain-specific figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Summary {
+    #[serde(default)]
+    pub files: Vec<FileResult>,
+    #[serde(default)]
+    pub rows_accepted: u64,
+    #[serde(default)]
+    pub rows_rejected: u64,
+    #[serde(default)]
+    pub warnings: u64,
+    /// The first rejections (file, line, reason).
+    #[serde(default)]
+    pub rejections: Vec<Rejection>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Summary {
+    /// Records a rejection; only the first [`MAX_REJECTIONS`] keep their details.
+    pub fn reject(&mut self, file: &str, line: u64, reason: impl Into<String>) {
+        self.rows_rejected += 1;
+        if self.rejections.len() < MAX_REJECTIONS {
+            self.rejections.push(Rejection {
+                file: file.to_owned(),
+                line,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Adds a file's result (and its counts) to the summary.
+    pub fn add_file(&mut self, file: FileResult) {
+        self.rows_accepted += file.rows_accepted;
+        self.warnings += file.warnings;
+        self.files.push(file);
+    }
+
+    /// Folds another summary in.
+    pub fn merge(&mut self, other: Summary) {
+        self.rows_accepted += other.rows_accepted;
+        self.rows_rejected += other.rows_rejected;
+        self.warnings += other.warnings;
+        self.files.extend(other.files);
+        for r in other.rejections {
+            if self.rejections.len() < MAX_REJECTIONS {
+                self.rejections.push(r);
+            }
+        }
+        self.extra.extend(other.extra);
+    }
+}
+
+/// A job snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Job {
+    pub id: JobId,
+    pub domain: String,
+    pub kind: String,
+    pub state: JobState,
+    pub progress: Progress,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub summary: Summary,
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub callback_url: Option<String>,
+}
+
+/// What is published on the bus: `type` is `job.<state>` or `job.progress`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub job: Job,
+}
+
+/// A job to create.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    pub domain: String,
+    pub kind: String,
+    pub unit: String,
+    pub total: Option<u64>,
+    pub callback_url: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(domain: &str, kind: &str, unit: &str) -> Self {
+        NewJob {
+            domain: domain.to_owned(),
+            kind: kind.to_owned(),
+            unit: unit.to_owned(),
+            total: None,
+            callback_url: None,
+        }
+    }
+    pub fn total(mut self, total: Option<u64>) -> Self {
+        self.total = total;
+        self
+    }
+    pub fn callback(mut self, url: Option<String>) -> Self {
+        self.callback_url = url;
+        self
+    }
+}
+
+/// Filter of [`Jobs::list`].
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub domain: Option<String>,
+    pub kind: Option<String>,
+    pub state: Option<JobState>,
+    pub limit: u32,
+    /// Only jobs created before this one (cursor pagination, newest first).
+    pub before: Option<JobId>,
+}
+
+/// Progress is published at most this often; state changes always are.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// The job registry: persisted jobs, live snapshots of jobs of this process, and the bus.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<JobsInner>,
+}
+
+struct JobsInner {
+    db: Db,
+    live: Mutex<HashMap<JobId, Job>>,
+    bus: broadcast::Sender<JobEvent>,
+    webhook_secret: Option<String>,
+}
+
+impl Jobs {
+    pub fn new(db: Db, webhook_secret: Option<String>) -> Jobs {
+        let (bus, _) = broadcast::channel(4096);
+        Jobs {
+            inner: Arc::new(JobsInner {
+                db,
+                live: Mutex::new(HashMap::new()),
+                bus,
+                webhook_secret,
+            }),
+        }
+    }
+
+    /// Marks jobs left `queued` or `running` by a process that no longer exists as failed.
+    /// Returns how many were marked.
+    pub fn recover_interrupted(&self) -> Result<usize, DbError> {
+        self.inner.db.write(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, owner_pid FROM core_jobs WHERE state IN ('queued','running')",
+            )?;
+            let rows: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let me = i64::from(std::process::id());
+            let mut n = 0;
+            for (id, pid) in rows {
+                if pid != me && process_alive(pid) {
+                    continue;
+                }
+                n += c.execute(
+                    "UPDATE core_jobs SET state='failed', finished_at=?2,
+                     error='interrupted: the process running this job stopped before it finished'
+                     WHERE id=?1",
+                    params![id, Utc::now().to_rfc3339()],
+                )?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Creates a queued job, persists and publishes it.
+    pub fn create(&self, new: NewJob) -> Result<JobHandle, DbError> {
+        let job = Job {
+            id: JobId::new(),
+            domain: new.domain,
+            kind: new.kind,
+            state: JobState::Queued,
+            progress: Progress {
+                done: 0,
+                total: new.total,
+                unit: new.unit,
+            },
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            summary: Summary::default(),
+            error: None,
+            callback_url: new.callback_url,
+        };
+        self.persist(&job)?;
+        self.lock_live().insert(job.id, job.clone());
+        self.publish("job.queued", job.clone());
+        Ok(JobHandle {
+            jobs: self.clone(),
+            id: job.id,
+            last_publish: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The newest snapshot of a job: live if this process runs it, else from the database.
+    pub fn get(&self, id: JobId) -> Result<Option<Job>, DbError> {
+        if let Some(job) = self.lock_live().get(&id) {
+            return Ok(Some(job.clone()));
+        }
+        self.inner.db.read(|c| load(c, id))
+    }
+
+    /// Jobs newest first.
+    pub fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, DbError> {
+        let mut jobs = self.inner.db.read(|c| list(c, filter))?;
+        let live = self.lock_live();
+        for job in &mut jobs {
+            if let Some(l) = live.get(&job.id) {
+                *job = l.clone();
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// A receiver of every job event published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.bus.subscribe()
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Job>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, kind: &str, job: Job) {
+        // No receiver is not an error: nobody is listening right now.
+        let _ = self.inner.bus.send(JobEvent {
+            kind: kind.to_owned(),
+            job,
+        });
+    }
+
+    fn persist(&self, job: &Job) -> Result<(), DbError> {
+        let summary = serde_json::to_string(&job.summary).expect("summary serializes");
+        self.inner.db.write(|c| {
+            c.execute(
+                "INSERT INTO core_jobs (id, domain, kind, state, progress_done, progress_total,
+                   progress_unit, created_at, started_at, finished_at, summary, error,
+                   callback_url, owner_pid)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)
+                 ON CONFLICT(id) DO UPDATE SET state=excluded.state,
+                   progress_done=excluded.progress_done, progress_total=excluded.progress_total,
+                   started_at=excluded.started_at, finished_at=excluded.finished_at,
+                   summary=excluded.summary, error=excluded.error",
+                params![
+                    job.id.to_string(),
+                    job.domain,
+                    job.kind,
+                    job.state.as_str(),
+                    job.progress.done as i64,
+                    job.progress.total.map(|t| t as i64),
+                    job.progress.unit,
+                    job.created_at.to_rfc3339(),
+                    job.started_at.map(|t| t.to_rfc3339()),
+                    job.finished_at.map(|t| t.to_rfc3339()),
+                    summary,
+                    job.error,
+                    job.callback_url,
+                    i64::from(std::process::id()),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn process_alive(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn process_alive(_pid: i64) -> bool {
+    false
+}
+
+const JOB_COLUMNS: &str = "id, domain, kind, state, progress_done, progress_total, progress_unit,
+    created_at, started_at, finished_at, summary, error, callback_url";
+
+fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+    let text_err = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            Box::<dyn std::error::Error + Send + Sync>::from(e),
+        )
+    };
+    let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+        let s: Option<String> = r.get(i)?;
+        s.map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| text_err(i, e.to_string()))
+        })
+        .transpose()
+    };
+    let id: String = r.get(0)?;
+    let state: String = r.get(3)?;
+    let summary: String = r.get(10)?;
+    Ok(Job {
+        id: id.parse().map_err(|e: uuid::Error| text_err(0, e.to_string()))?,
+        domain: r.get(1)?,
+        kind: r.get(2)?,
+        state: state.parse().map_err(|e| text_err(3, e))?,
+        progress: Progress {
+            done: r.get::<_, i64>(4)? as u64,
+            total: r.get::<_, Option<i64>>(5)?.map(|t| t as u64),
+            unit: r.get(6)?,
+        },
+        created_at: time(7)?.unwrap_or_default(),
+        started_at: time(8)?,
+        finished_at: time(9)?,
+        summary: serde_json::from_str(&summary).map_err(|e| text_err(10, e.to_string()))?,
+        error: r.get(11)?,
+        callback_url: r.get(12)?,
+    })
+}
+
+fn load(c: &Connection, id: JobId) -> Result<Option<Job>, DbError> {
+    Ok(c.query_row(
+        &format!("SELECT {JOB_COLUMNS} FROM core_jobs WHERE id = ?1"),
+        [id.to_string()],
+        row_to_job,
+    )
+    .optional()?)
+}
+
+fn list(c: &Connection, f: &JobFilter) -> Result<Vec<Job>, DbError> {
+    let before = match f.before {
+        Some(id) => c
+            .query_row(
+                "SELECT rowid FROM core_jobs WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?,
+        None => None,
+    };
+    let mut stmt = c.prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM core_jobs
+         WHERE (?1 IS NULL OR domain = ?1) AND (?2 IS NULL OR kind = ?2)
+           AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR rowid < ?4)
+         ORDER BY rowid DESC LIMIT ?5"
+    ))?;
+    let jobs = stmt
+        .query_map(
+            params![
+                f.domain,
+                f.kind,
+                f.state.map(JobState::as_str),
+                before,
+                f.limit
+            ],
+            row_to_job,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(jobs)
+}
+
+/// The running side of a job. Progress calls are cheap (no database write) and may be made
+/// from any thread, also inside a domain's ingestion transaction.
+pub struct JobHandle {
+    jobs: Jobs,
+    id: JobId,
+    last_publish: Mutex<Instant>,
+}
+
+impl JobHandle {
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Job {
+        self.jobs
+            .lock_live()
+            .get(&self.id)
+            .cloned()
+            .expect("a live handle has a live job")
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Job)) -> Job {
+        let mut live = self.jobs.lock_live();
+        let job = live.get_mut(&self.id).expect("a live handle has a live job");
+        f(job);
+        job.clone()
+    }
+
+    /// queued → running.
+    pub fn start(&self) -> Result<(), DbError> {
+        let job = self.update(|j| {
+            j.state = JobState::Running;
+            j.started_at = Some(Utc::now());
+        });
+        self.jobs.persist(&job)?;
+        self.jobs.publish("job.running", job);
+        Ok(())
+    }
+
+    /// Sets the total once it is known.
+    pub fn set_total(&self, total: Option<u64>) {
+        let job = self.update(|j| j.progress.total = total);
+        self.jobs.publish("job.progress", job);
+    }
+
+    /// Sets the amount done; published at most every 100 ms.
+    pub fn set_done(&self, done: u64) {
+        self.update(|j| j.progress.done = done);
+        self.maybe_publish();
+    }
+
+    /// Adds to the amount done; published at most every 100 ms.
+    pub fn add_done(&self, delta: u64) {
+        self.update(|j| j.progress.done += delta);
+        self.maybe_publish();
+    }
+
+    /// Replaces the live summary (shown in progress events).
+    pub fn set_summary(&self, summary: Summary) {
+        self.update(|j| j.summary = summary);
+        self.maybe_publish();
+    }
+
+    fn maybe_publish(&self) {
+        let mut last = self.last_publish.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() >= PROGRESS_EVERY {
+            *last = Instant::now();
+            drop(last);
+            self.jobs.publish("job.progress", self.snapshot());
+        }
+    }
+
+    /// running → succeeded with its summary.
+    pub fn succeed(self, summary: Summary) -> Result<Job, DbError> {
+        self.finish(JobState::Succeeded, summary, None)
+    }
+
+    /// → failed with a reason (and whatever was done before).
+    pub fn fail(self, summary: Summary, reason: impl Into<String>) -> Result<Job, DbError> {
+        self.finish(JobState::Failed, summary, Some(reason.into()))
+    }
+
+    /// → cancelled.
+    pub fn cancel(self, summary: Summary, reason: impl Into<String>) -> Result<Job, DbError> {
+        self.finish(JobState::Cancelled, summary, Some(reason.into()))
+    }
+
+    fn finish(
+        self,
+        state: JobState,
+        summary: Summary,
+        error: Option<String>,
+    ) -> Result<Job, DbError> {
+        let job = self.update(|j| {
+            j.state = state;
+            j.finished_at = Some(Utc::now());
+            if j.started_at.is_none() {
+                j.started_at = j.finished_at;
+            }
+            if state == JobState::Succeeded {
+                if let Some(total) = j.progress.total {
+                    j.progress.done = total;
+                }
+            }
+            j.summary = summary;
+            j.error = error;
+        });
+        let persisted = self.jobs.persist(&job);
+        self.jobs.lock_live().remove(&self.id);
+        self.jobs.publish(&format!("job.{}", state.as_str()), job.clone());
+        if let Some(url) = job.callback_url.clone() {
+            crate::webhook::deliver(url, job.clone(), self.jobs.inner.webhook_secret.clone());
+        }
+        persisted.map(|_| job)
+    }
+}
+
+impl Drop for JobHandle {
+    fn drop(&mut self) {
+        // A handle dropped without finishing (a panic in the job, an early return) must not
+        // leave the job running forever.
+        let still_live = self.jobs.lock_live().contains_key(&self.id);
+        if still_live {
+            let handle = JobHandle {
+                jobs: self.jobs.clone(),
+                id: self.id,
+                last_publish: Mutex::new(Instant::now()),
+            };
+            let summary = handle.snapshot().summary;
+            let _ = handle.fail(summary, "the job stopped without reporting a result");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs() -> (tempfile::TempDir, Jobs) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        db.migrate("core", &migrations()).unwrap();
+        (dir, Jobs::new(db, None))
+    }
+
+    #[test]
+    fn lifecycle_is_published_and_persisted() {
+        let (_d, jobs) = jobs();
+        let mut rx = jobs.subscribe();
+        let h = jobs
+            .create(NewJob::new("network", "ingest", "bytes").total(Some(10)))
+            .unwrap();
+        let id = h.id();
+        h.start().unwrap();
+        h.set_done(5);
+        let mut s = Summary::default();
+        s.reject("f.csv", 3, "bad");
+        h.succeed(s).unwrap();
+        let kinds: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds.first().map(String::as_str), Some("job.queued"));
+        assert!(kinds.contains(&"job.running".to_owned()));
+        assert_eq!(kinds.last().map(String::as_str), Some("job.succeeded"));
+        let job = jobs.get(id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Succeeded);
+        assert_eq!(job.progress.done, 10);
+        assert_eq!(job.summary.rejections[0].line, 3);
+        let listed = jobs.list(&JobFilter { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn dropped_handle_fails_the_job() {
+        let (_d, jobs) = jobs();
+        let h = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
+        let id = h.id();
+        h.start().unwrap();
+        drop(h);
+        let job = jobs.get(id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Failed);
+    }
+
+    #[test]
+    fn jobs_of_a_dead_process_are_marked_failed_at_start() {
+        let (_d, jobs) = jobs();
+        let h = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
+        let id = h.id();
+        h.start().unwrap();
+        // Simulate a crash: the handle is forgotten and the owner pid is a dead process.
+        std::mem::forget(h);
+        jobs.inner
+            .db
+            .write(|c| {
+                c.execute("UPDATE core_jobs SET owner_pid = 999999999", [])
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+        let fresh = Jobs::new(jobs.inner.db.clone(), None);
+        assert_eq!(fresh.recover_interrupted().unwrap(), 1);
+        let job = fresh.get(id).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.error.unwrap().contains("interrupted"));
+    }
+}

@@ -1,0 +1,77 @@
+//! The shared platform of sluice. It knows no domain: domains plug in through [`Domain`].
+//!
+//! # Layout
+//! - [`db`]: the SQLite handle (WAL, one writer, pooled readers) and per-owner migrations.
+//! - [`jobs`]: persisted jobs, their progress and summaries, and the in-process event bus
+//!   every push channel (SSE, WebSocket, webhooks) reads from.
+//! - [`ledger`]: the ingestion ledger that makes every file ingestion atomic and idempotent.
+//! - [`ingest`]: running file ingestions as jobs, spooling uploads, the generic ingest routes.
+//! - [`inbox`]: watching inbox folders and handing over files once they are complete.
+//! - [`http`]: problem+json errors and extractors that turn bad input into 4xx answers.
+//! - [`time`]: parsing and formatting of UTC timestamps in the formats the APIs accept.
+//! - [`config`]: settings shared by every command.
+//! - [`webhook`]: signed delivery of final job states to `callback_url`s.
+//!
+//! # Invariants
+//! - Every input file is ingested in one transaction together with its ledger entry.
+//! - Job state changes are written to the database before they are published on the bus.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod inbox;
+pub mod ingest;
+pub mod jobs;
+pub mod ledger;
+pub mod time;
+pub mod webhook;
+
+use std::sync::Arc;
+
+pub use config::Settings;
+pub use db::{Db, DbError, Migration};
+pub use http::ApiError;
+pub use ingest::{FileIngest, IngestError};
+pub use jobs::{Job, JobHandle, JobId, JobState, Jobs, Summary};
+
+/// What every request handler and background task of a domain gets: the database, the jobs
+/// and the settings.
+#[derive(Clone)]
+pub struct Ctx {
+    pub db: Db,
+    pub jobs: Jobs,
+    pub settings: Arc<Settings>,
+}
+
+impl Ctx {
+    /// Opens the database under the data directory and applies the core migrations.
+    pub fn open(settings: Settings) -> Result<Ctx, DbError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(DbError::Io)?;
+        let db = Db::open(&settings.db_path())?;
+        db.migrate("core", &jobs::migrations())?;
+        let jobs = Jobs::new(db.clone(), settings.webhook_secret.clone());
+        Ok(Ctx {
+            db,
+            jobs,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+/// A built-in domain: its schema, its routes and, optionally, its inbox.
+pub trait Domain: Send + Sync + 'static {
+    /// Short lowercase name used in routes, table prefixes and inbox folders.
+    fn name(&self) -> &'static str;
+    /// The domain's migrations, tracked in their own history table.
+    fn migrations(&self) -> Vec<Migration>;
+    /// Compat and native routes of the domain, with absolute paths.
+    fn router(&self, ctx: Ctx) -> axum::Router;
+    /// The OpenAPI description of the domain's routes.
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApiBuilder::new().build()
+    }
+    /// File ingestion, for domains fed by CSV files (inbox, upload, CLI).
+    fn file_ingest(&self) -> Option<Arc<dyn FileIngest>> {
+        None
+    }
+}

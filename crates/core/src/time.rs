@@ -1,0 +1,63 @@
+//! UTC timestamps as the APIs accept them: ISO 8601 (with `Z` or an offset), and the naive
+//! `YYYY-MM-DD HH:MM:SS[.ffffff]`, `YYYY-MM-DD_HH:MM:SS` and `YYYY-MM-DDTHH:MM:SS` forms, which
+//! are taken as UTC.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+
+/// Parses a timestamp in any accepted form. The error says which forms are accepted.
+pub fn parse_utc(s: &str) -> Result<DateTime<Utc>, String> {
+    let t = s.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    let t = t.strip_suffix(" UTC").unwrap_or(t);
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d_%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Ok(n.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    Err(format!(
+        "`{s}` is not a timestamp; expected ISO 8601 (2017-03-01T08:00:00Z) or YYYY-MM-DD HH:MM:SS (UTC)"
+    ))
+}
+
+/// ISO 8601 with `Z`, seconds precision unless there are sub-seconds.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Epoch milliseconds to a UTC time (None when out of chrono's range).
+pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_forms() {
+        let want = from_millis(1_488_355_200_000).unwrap();
+        for s in [
+            "2017-03-01T08:00:00Z",
+            "2017-03-01T09:00:00+01:00",
+            "2017-03-01 08:00:00",
+            "2017-03-01_08:00:00",
+            "2017-03-01T08:00:00",
+            "2017-03-01 08:00:00.000 UTC",
+        ] {
+            assert_eq!(parse_utc(s).unwrap(), want, "{s}");
+        }
+        assert!(parse_utc("2017-13-01").unwrap_err().contains("ISO 8601"));
+        assert_eq!(iso(want), "2017-03-01T08:00:00Z");
+    }
+}

@@ -50,6 +50,20 @@ pub trait FileIngest: Send + Sync + 'static {
     /// summary; an `Err` means the job failed.
     fn ingest(&self, ctx: &Ctx, files: &[PathBuf], job: &JobHandle)
         -> Result<Summary, IngestError>;
+    /// Ingests one stream (`sluice ingest <domain> -`) atomically under `name`, hashing it
+    /// while reading. Domains that cannot take a stream keep the default refusal.
+    fn ingest_reader(
+        &self,
+        _ctx: &Ctx,
+        _name: &str,
+        _reader: &mut dyn std::io::BufRead,
+        _job: &JobHandle,
+    ) -> Result<Summary, IngestError> {
+        Err(IngestError::Invalid(format!(
+            "the {} domain does not ingest from standard input; give file paths",
+            self.domain()
+        )))
+    }
 }
 
 /// Creates an ingestion job for `files` (unit bytes) without starting it.

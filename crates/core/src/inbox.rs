@@ -33,6 +33,9 @@ pub fn is_temporary(path: &Path) -> bool {
             .any(|ext| name.ends_with(ext))
 }
 
+/// Why a folder cannot be watched.
+pub type WatchError = notify::Error;
+
 type Stamp = (u64, SystemTime);
 
 fn stamp(path: &Path) -> Option<Stamp> {

@@ -210,7 +210,12 @@ pub fn routes(ctx: Ctx, ingest: Arc<dyn FileIngest>) -> Router {
     let d = ingest.domain();
     Router::new()
         .route(&format!("/api/v1/{d}/ingest"), post(ingest_inbox))
-        .route(&format!("/api/v1/{d}/uploads"), post(upload))
+        // Uploads stream to disk under their own limit (`max_body_bytes`), not the small
+        // default limit of buffered bodies.
+        .route(
+            &format!("/api/v1/{d}/uploads"),
+            post(upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route(&format!("/api/v1/{d}/files"), get(files))
         .with_state(IngestState { ctx, ingest })
 }

@@ -1,1 +1,158 @@
-//! server
+//! The sluice HTTP server: composes the domain routers into one axum app.
+//!
+//! # Layout
+//! - [`app`]: the router — domain routes, generic ingestion routes, job routes, health,
+//!   metrics, OpenAPI — and the layers (auth, body limit, metrics, tracing).
+//! - `jobs_api`: job snapshots and the push channels (SSE per job and for all jobs, WebSocket).
+//! - `auth`: bearer-token check on mutating routes.
+//! - `metrics`: Prometheus counters and histograms.
+//! - [`testing`]: a real server on a random port with a fresh data directory, for tests.
+//!
+//! # Invariants
+//! - Without a token the server listens on loopback addresses only ([`serve`] refuses others).
+//! - Every domain's migrations run before its routes serve ([`prepare`]).
+
+mod auth;
+mod jobs_api;
+mod metrics;
+pub mod testing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use sluice_core::{Ctx, DbError, Domain};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use metrics::Metrics;
+
+/// Largest buffered request body (JSON); uploads stream under their own limit.
+const JSON_BODY_LIMIT: usize = 2 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("refusing to listen on {0} without a token: set SLUICE_TOKEN (or --token) to serve beyond loopback")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot watch the {domain} inbox: {source}")]
+    Watch {
+        domain: &'static str,
+        source: sluice_core::inbox::WatchError,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Applies every domain's migrations and marks jobs interrupted by a crash as failed.
+pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {
+    for d in domains {
+        ctx.db.migrate(d.name(), &d.migrations())?;
+    }
+    let n = ctx.jobs.recover_interrupted()?;
+    if n > 0 {
+        tracing::warn!(jobs = n, "marked jobs interrupted by a previous stop as failed");
+    }
+    Ok(())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sluice", description = "Operational data in, KPIs and reports out, with push-based job status."),
+    paths(jobs_api::list_jobs, jobs_api::get_job, jobs_api::job_events, jobs_api::all_events, health),
+    components(schemas(sluice_core::Job, sluice_core::jobs::JobEvent))
+)]
+struct CoreApi;
+
+/// The OpenAPI document of the whole app.
+pub fn openapi(domains: &[Arc<dyn Domain>]) -> utoipa::openapi::OpenApi {
+    let mut doc = CoreApi::openapi();
+    for d in domains {
+        doc.merge(d.openapi());
+    }
+    doc
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "ok")))]
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The whole app for `ctx` and `domains` (migrations must have run: see [`prepare`]).
+pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
+    let metrics = Metrics::new();
+    let doc = Arc::new(openapi(domains));
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .merge(jobs_api::routes(ctx.clone()))
+        .merge(metrics.routes());
+    for d in domains {
+        router = router.merge(d.router(ctx.clone()));
+        if let Some(ingest) = d.file_ingest() {
+            router = router.merge(sluice_core::ingest::routes(ctx.clone(), ingest));
+        }
+    }
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.settings.token.clone().map(Arc::<str>::from),
+            auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Starts the inbox watchers of the file-fed domains.
+pub fn watch_inboxes(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), ServeError> {
+    for d in domains {
+        if let Some(ingest) = d.file_ingest() {
+            sluice_core::inbox::watch(ctx.clone(), ingest).map_err(|source| ServeError::Watch {
+                domain: d.name(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds the listener, refusing non-loopback addresses when no token is set.
+pub async fn bind(ctx: &Ctx) -> Result<tokio::net::TcpListener, ServeError> {
+    let addr = ctx.settings.addr;
+    if ctx.settings.token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,1 +1,64 @@
-//! Domain `network`.
+//! Domain `network`: mobile-network KPIs from 5-minute flow files.
+//!
+//! # Layout
+//! - [`parse`]: file names, header by column name, rows → [`parse::Flow`] with a reason per
+//!   rejected row; a bounded line reader.
+//! - [`engine`]: folding a file into mergeable per-interval state and ranking (top-k).
+//! - [`store`]: all SQL — per-file partial state, dirty intervals, materialized KPIs.
+//! - [`ingest`]: the [`sluice_core::FileIngest`] implementation (parallel fold, one
+//!   transaction per file, recomputation of touched intervals).
+//! - [`api`]: native routes under `/api/v1/network/`.
+//! - [`compat`]: routes of the replaced Flask and Django systems.
+//! - [`generate`]: realistic, deterministic days of flow files.
+//! - [`cli`]: what the `sluice` binary calls (generate, demo).
+//!
+//! # Invariants
+//! - KPIs are derived data: they are recomputed from per-file state, so a late or replaced
+//!   file changes exactly its intervals and their hours, and nothing is counted twice.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod compat;
+pub mod engine;
+pub mod generate;
+pub mod ingest;
+pub mod parse;
+pub mod store;
+
+use std::sync::Arc;
+
+use sluice_core::{Ctx, Domain, FileIngest, Migration};
+use utoipa::OpenApi;
+
+pub struct NetworkDomain;
+
+impl Domain for NetworkDomain {
+    fn name(&self) -> &'static str {
+        ingest::DOMAIN
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        store::migrations()
+    }
+
+    fn router(&self, ctx: Ctx) -> axum::Router {
+        // Intervals left dirty by a crash after a file's transaction get their KPIs now.
+        let c = ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = ingest::recompute(&c) {
+                tracing::error!(error = %e, "recomputing network KPIs at start failed");
+            }
+        });
+        api::routes(ctx.clone()).merge(compat::routes(ctx))
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        api::NetworkApi::openapi()
+    }
+
+    fn file_ingest(&self) -> Option<Arc<dyn FileIngest>> {
+        Some(Arc::new(ingest::NetworkIngest))
+    }
+}

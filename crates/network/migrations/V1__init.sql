@@ -1,0 +1,52 @@
+-- Per-file partial state, so a late or re-delivered file updates its intervals exactly and a
+-- replaced file's contribution can be removed.
+CREATE TABLE network_file_interval (
+    period_start INTEGER NOT NULL,
+    file_id      INTEGER NOT NULL,
+    rows         INTEGER NOT NULL,
+    PRIMARY KEY (period_start, file_id)
+) WITHOUT ROWID;
+CREATE INDEX network_file_interval_file ON network_file_interval (file_id);
+
+CREATE TABLE network_file_service (
+    period_start INTEGER NOT NULL,
+    service_id   INTEGER NOT NULL,
+    file_id      INTEGER NOT NULL,
+    bytes        INTEGER NOT NULL,
+    PRIMARY KEY (period_start, service_id, file_id)
+) WITHOUT ROWID;
+CREATE INDEX network_file_service_file ON network_file_service (file_id);
+
+-- users: a serialized 64-bit roaring bitmap of the msisdns seen in the cell.
+CREATE TABLE network_file_cell (
+    period_start INTEGER NOT NULL,
+    cell_id      INTEGER NOT NULL,
+    file_id      INTEGER NOT NULL,
+    users        BLOB NOT NULL,
+    PRIMARY KEY (period_start, cell_id, file_id)
+) WITHOUT ROWID;
+CREATE INDEX network_file_cell_file ON network_file_cell (file_id);
+
+-- 5-minute intervals whose KPIs must be recomputed (written in the file's transaction).
+CREATE TABLE network_dirty (period_start INTEGER PRIMARY KEY);
+
+-- Materialized KPIs: the top entries of every interval. granularity 1 = 5 minutes, 2 = hour;
+-- kpi 1 = top services by bytes, 2 = top cells by unique users.
+CREATE TABLE network_interval (
+    granularity    INTEGER NOT NULL,
+    interval_start INTEGER NOT NULL,
+    rows           INTEGER NOT NULL,
+    coverage       INTEGER NOT NULL,
+    PRIMARY KEY (granularity, interval_start)
+) WITHOUT ROWID;
+
+CREATE TABLE network_kpi (
+    id             INTEGER PRIMARY KEY,
+    kpi            INTEGER NOT NULL,
+    granularity    INTEGER NOT NULL,
+    interval_start INTEGER NOT NULL,
+    rank           INTEGER NOT NULL,
+    item_id        INTEGER NOT NULL,
+    value          INTEGER NOT NULL,
+    UNIQUE (kpi, granularity, interval_start, rank)
+);

@@ -1,0 +1,213 @@
+//! Ingestion of flow files: files are hashed and folded in parallel (CPU), then written one
+//! transaction per file with its ledger entry (the single writer), and the KPIs of the touched
+//! intervals are recomputed from the stored per-file state.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use sluice_core::jobs::{FileResult, FileStatus};
+use sluice_core::ledger::{self, Counts, InputMeta, Outcome};
+use sluice_core::{Ctx, FileIngest, IngestError, JobHandle, Summary};
+
+use crate::engine::{fold_file, FileError, FileState};
+use crate::parse::FlowFileName;
+use crate::store;
+
+pub const DOMAIN: &str = "network";
+
+/// Files folded at once: enough to keep every core busy, few enough to bound memory.
+const CHUNK: usize = 4;
+/// KPIs are brought up to date at least this often during a long job.
+const RECOMPUTE_EVERY: Duration = Duration::from_secs(5);
+
+pub struct NetworkIngest;
+
+impl From<store::StoreError> for IngestError {
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::Db(d) => IngestError::Db(d),
+            other => IngestError::Invalid(other.to_string()),
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn BufRead>> {
+    let file = File::open(path)?;
+    Ok(if gzip {
+        Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(file),
+        ))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    })
+}
+
+enum Folded {
+    Ready(InputMeta, FileState),
+    Rejected(InputMeta, String),
+}
+
+fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, IngestError> {
+    let io = |source| IngestError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = InputMeta::of_file(path).map_err(io)?;
+    let reader = open(path, name.gzip).map_err(io)?;
+    let mut reported = 0u64;
+    let size = meta.size;
+    let result = fold_file(&meta.name, reader, Some(name.period_end), |bytes| {
+        // Compressed files report decompressed bytes: cap at the file size.
+        let now = bytes.min(size);
+        job.add_done(now - reported);
+        reported = now;
+    });
+    job.add_done(size - reported);
+    match result {
+        Ok(state) => Ok(Folded::Ready(meta, state)),
+        Err(FileError::Header(reason)) => Ok(Folded::Rejected(meta, reason)),
+        Err(FileError::Io(e)) => Ok(Folded::Rejected(meta, format!("unreadable: {e}"))),
+    }
+}
+
+/// Writes one folded file; returns its result line.
+fn commit(ctx: &Ctx, job: &JobHandle, meta: &InputMeta, state: &FileState) -> Result<FileResult, IngestError> {
+    let outcome = ctx.db.write(|conn| {
+        ledger::ingest_atomically(conn, DOMAIN, meta, Some(job.id()), |tx, id, replaced| {
+            store::write_file(tx, id, replaced, state)?;
+            Ok::<_, IngestError>(Counts {
+                accepted: state.accepted,
+                rejected: state.rejected,
+            })
+        })
+    })?;
+    Ok(match outcome {
+        Outcome::Done { status, .. } => FileResult {
+            name: meta.name.clone(),
+            status,
+            bytes: meta.size,
+            rows_accepted: state.accepted,
+            rows_rejected: state.rejected,
+            warnings: state.warnings,
+            detail: (state.warnings > 0).then(|| {
+                format!(
+                    "{} row(s) belong to another interval than the file name's period",
+                    state.warnings
+                )
+            }),
+        },
+        Outcome::Duplicate { previous_name } => FileResult {
+            name: meta.name.clone(),
+            status: FileStatus::Duplicate,
+            bytes: meta.size,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            warnings: 0,
+            detail: Some(format!("same content as `{previous_name}`, already ingested")),
+        },
+    })
+}
+
+/// Brings the KPIs of intervals touched by earlier files up to date.
+pub fn recompute(ctx: &Ctx) -> Result<usize, IngestError> {
+    Ok(ctx.db.write(|c| {
+        if store::has_dirty(c)? {
+            store::recompute_dirty(c)
+        } else {
+            Ok(0)
+        }
+    })?)
+}
+
+impl FileIngest for NetworkIngest {
+    fn domain(&self) -> &'static str {
+        DOMAIN
+    }
+
+    fn accepts(&self, path: &Path) -> bool {
+        FlowFileName::parse(&file_name(path)).is_some()
+    }
+
+    fn ingest(&self, ctx: &Ctx, files: &[PathBuf], job: &JobHandle) -> Result<Summary, IngestError> {
+        // Left dirty by a crash between a file's transaction and its recomputation.
+        recompute(ctx)?;
+        let mut summary = Summary::default();
+        let mut named = Vec::with_capacity(files.len());
+        for path in files {
+            let name = file_name(path);
+            match FlowFileName::parse(&name) {
+                Some(n) => named.push((path.clone(), n)),
+                None => summary.add_file(FileResult {
+                    name,
+                    status: FileStatus::Rejected,
+                    bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+                    rows_accepted: 0,
+                    rows_rejected: 0,
+                    warnings: 0,
+                    detail: Some(
+                        "file name must be ipflow_data.ts-<period end, epoch ms>.<part>.(txt|csv)[.gz]"
+                            .into(),
+                    ),
+                }),
+            }
+        }
+        let started = Instant::now();
+        let mut last_recompute = Instant::now();
+        for chunk in named.chunks(CHUNK) {
+            let folded: Vec<Result<Folded, IngestError>> =
+                chunk.par_iter().map(|(p, n)| fold(p, n, job)).collect();
+            for f in folded {
+                match f? {
+                    Folded::Rejected(meta, reason) => summary.add_file(FileResult {
+                        name: meta.name,
+                        status: FileStatus::Rejected,
+                        bytes: meta.size,
+                        rows_accepted: 0,
+                        rows_rejected: 0,
+                        warnings: 0,
+                        detail: Some(reason),
+                    }),
+                    Folded::Ready(meta, state) => {
+                        let result = commit(ctx, job, &meta, &state)?;
+                        if result.status != FileStatus::Duplicate {
+                            summary.rows_rejected += state.rejected;
+                            for r in state.rejections {
+                                if summary.rejections.len() < sluice_core::jobs::MAX_REJECTIONS {
+                                    summary.rejections.push(r);
+                                }
+                            }
+                        }
+                        summary.add_file(result);
+                    }
+                }
+            }
+            job.set_summary(summary.clone());
+            if last_recompute.elapsed() >= RECOMPUTE_EVERY {
+                recompute(ctx)?;
+                last_recompute = Instant::now();
+            }
+        }
+        let intervals = recompute(ctx)?;
+        let secs = started.elapsed().as_secs_f64();
+        summary
+            .extra
+            .insert("intervals_recomputed".into(), intervals.into());
+        if secs > 0.0 {
+            summary.extra.insert(
+                "rows_per_second".into(),
+                ((summary.rows_accepted as f64 / secs).round() as u64).into(),
+            );
+        }
+        Ok(summary)
+    }
+}

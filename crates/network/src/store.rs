@@ -1,0 +1,323 @@
+//! All SQL of the network domain.
+
+use std::collections::{BTreeSet, HashMap};
+
+use roaring::RoaringTreemap;
+use rusqlite::{params, Connection, Transaction};
+use sluice_core::ledger::FileId;
+use sluice_core::{DbError, Migration};
+
+use crate::engine::{top_k, FileState, IntervalState};
+use crate::parse::{HOUR_MS, PERIOD_MS};
+
+pub fn migrations() -> Vec<Migration> {
+    vec![Migration {
+        name: "V1__init",
+        sql: include_str!("../migrations/V1__init.sql"),
+    }]
+}
+
+/// How many ranks are kept per interval and KPI (native `limit` goes up to this).
+pub const TOP_N: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("a byte total exceeds 2^63 - 1 in the interval starting {0}")]
+    Overflow(i64),
+    #[error("stored subscriber set is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(DbError::Sqlite(e))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Kpi {
+    /// KPI1, "ServiceTrafficVolume".
+    TopServices = 1,
+    /// KPI2, "CellUniqueUsers".
+    TopCells = 2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Granularity {
+    FiveMinutes = 1,
+    Hour = 2,
+}
+
+impl Granularity {
+    pub fn millis(self) -> i64 {
+        match self {
+            Granularity::FiveMinutes => PERIOD_MS,
+            Granularity::Hour => HOUR_MS,
+        }
+    }
+    fn from_code(c: i64) -> Granularity {
+        if c == 2 {
+            Granularity::Hour
+        } else {
+            Granularity::FiveMinutes
+        }
+    }
+}
+
+fn bitmap_bytes(b: &RoaringTreemap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.serialized_size());
+    b.serialize_into(&mut out)
+        .expect("writing to a Vec cannot fail");
+    out
+}
+
+fn to_i64(v: u128, period: i64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Overflow(period))
+}
+
+/// Writes one file's state in its ingestion transaction, removing the contribution of the file
+/// it replaces first, and marks the touched intervals dirty.
+pub fn write_file(
+    tx: &Transaction<'_>,
+    file: FileId,
+    replaced: Option<FileId>,
+    state: &FileState,
+) -> Result<(), StoreError> {
+    if let Some(old) = replaced {
+        tx.execute(
+            "INSERT OR IGNORE INTO network_dirty (period_start)
+             SELECT period_start FROM network_file_interval WHERE file_id = ?1",
+            [old.0],
+        )?;
+        for table in ["network_file_interval", "network_file_service", "network_file_cell"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE file_id = ?1"), [old.0])?;
+        }
+    }
+    let mut ins_interval = tx.prepare_cached(
+        "INSERT INTO network_file_interval (period_start, file_id, rows) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut ins_service = tx.prepare_cached(
+        "INSERT INTO network_file_service (period_start, service_id, file_id, bytes)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut ins_cell = tx.prepare_cached(
+        "INSERT INTO network_file_cell (period_start, cell_id, file_id, users)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut dirty =
+        tx.prepare_cached("INSERT OR IGNORE INTO network_dirty (period_start) VALUES (?1)")?;
+    for (period, s) in &state.intervals {
+        let p = period.millis();
+        ins_interval.execute(params![p, file.0, s.rows as i64])?;
+        for (service, bytes) in &s.service_bytes {
+            ins_service.execute(params![p, service, file.0, to_i64(*bytes, p)?])?;
+        }
+        for (cell, users) in &s.cell_users {
+            ins_cell.execute(params![p, cell, file.0, bitmap_bytes(users)])?;
+        }
+        dirty.execute([p])?;
+    }
+    Ok(())
+}
+
+/// Whether any interval waits for its KPIs.
+pub fn has_dirty(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM network_dirty)", [], |r| r.get(0))?)
+}
+
+/// Recomputes the KPIs of every dirty 5-minute interval and of their hours, in one
+/// transaction. Returns how many intervals (5-minute and hourly) were recomputed.
+pub fn recompute_dirty(conn: &mut Connection) -> Result<usize, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let periods: Vec<i64> = {
+        let mut stmt = tx.prepare("SELECT period_start FROM network_dirty ORDER BY 1")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let hours: BTreeSet<i64> = periods.iter().map(|p| p - p.rem_euclid(HOUR_MS)).collect();
+    for &p in &periods {
+        recompute(&tx, Granularity::FiveMinutes, p)?;
+    }
+    for &h in &hours {
+        recompute(&tx, Granularity::Hour, h)?;
+    }
+    tx.execute("DELETE FROM network_dirty", [])?;
+    tx.commit()?;
+    Ok(periods.len() + hours.len())
+}
+
+/// Merged state of the 5-minute intervals in [start, start + len).
+fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<(IntervalState, u32), StoreError> {
+    let end = start + len;
+    let mut state = IntervalState::default();
+    let mut coverage = 0u32;
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT period_start, sum(rows) FROM network_file_interval
+             WHERE period_start >= ?1 AND period_start < ?2 GROUP BY period_start",
+        )?;
+        let mut rows = stmt.query([start, end])?;
+        while let Some(r) = rows.next()? {
+            let n: i64 = r.get(1)?;
+            state.rows += n as u64;
+            if n > 0 {
+                coverage += 1;
+            }
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT service_id, sum(bytes) FROM network_file_service
+             WHERE period_start >= ?1 AND period_start < ?2 GROUP BY service_id",
+        )?;
+        let mut rows = stmt.query([start, end])?;
+        while let Some(r) = rows.next()? {
+            let bytes: i64 = r.get(1)?;
+            state.service_bytes.insert(r.get(0)?, bytes as u128);
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT cell_id, users FROM network_file_cell
+             WHERE period_start >= ?1 AND period_start < ?2",
+        )?;
+        let mut rows = stmt.query([start, end])?;
+        let mut cells: HashMap<i64, RoaringTreemap> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            let cell: i64 = r.get(0)?;
+            let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let users = RoaringTreemap::deserialize_from(blob)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            match cells.get_mut(&cell) {
+                Some(acc) => *acc |= users,
+                None => {
+                    cells.insert(cell, users);
+                }
+            }
+        }
+        state.cell_users = cells;
+    }
+    Ok((state, coverage))
+}
+
+fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), StoreError> {
+    let (state, coverage) = load_state(tx, start, g.millis())?;
+    tx.execute(
+        "DELETE FROM network_kpi WHERE granularity = ?1 AND interval_start = ?2",
+        params![g as i64, start],
+    )?;
+    tx.execute(
+        "DELETE FROM network_interval WHERE granularity = ?1 AND interval_start = ?2",
+        params![g as i64, start],
+    )?;
+    if coverage == 0 {
+        return Ok(()); // every file of the interval was replaced by one without its rows
+    }
+    tx.execute(
+        "INSERT INTO network_interval (granularity, interval_start, rows, coverage)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![g as i64, start, state.rows as i64, coverage],
+    )?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO network_kpi (kpi, granularity, interval_start, rank, item_id, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let services = top_k(state.service_bytes.iter().map(|(k, v)| (*k, *v)), TOP_N);
+    for (rank, (id, bytes)) in services.into_iter().enumerate() {
+        ins.execute(params![
+            Kpi::TopServices as i64,
+            g as i64,
+            start,
+            rank as i64 + 1,
+            id,
+            to_i64(bytes, start)?
+        ])?;
+    }
+    let cells = top_k(state.cell_users.iter().map(|(k, v)| (*k, v.len())), TOP_N);
+    for (rank, (id, users)) in cells.into_iter().enumerate() {
+        ins.execute(params![
+            Kpi::TopCells as i64,
+            g as i64,
+            start,
+            rank as i64 + 1,
+            id,
+            users as i64
+        ])?;
+    }
+    Ok(())
+}
+
+/// One ranked KPI entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KpiRow {
+    pub id: i64,
+    pub granularity: Granularity,
+    pub interval_start: i64,
+    pub rank: u32,
+    pub item_id: i64,
+    pub value: i64,
+    pub coverage: u32,
+    pub rows: u64,
+}
+
+impl KpiRow {
+    pub fn interval_end(&self) -> i64 {
+        self.interval_start + self.granularity.millis()
+    }
+}
+
+/// A KPI query: intervals with `start >= from` and `end <= to`, ranks `1..=max_rank`,
+/// ordered by interval start, granularity, rank; `offset`/`limit` count intervals.
+#[derive(Clone, Debug)]
+pub struct KpiQuery {
+    pub kpi: Kpi,
+    pub granularity: Option<Granularity>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub max_rank: u32,
+    pub offset: u64,
+    pub limit: Option<u64>,
+}
+
+pub fn kpi_rows(conn: &Connection, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "WITH iv AS (
+            SELECT granularity, interval_start, rows, coverage FROM network_interval
+            WHERE (?1 IS NULL OR granularity = ?1)
+              AND (?2 IS NULL OR interval_start >= ?2)
+              AND (?3 IS NULL OR interval_start + CASE granularity WHEN 2 THEN 3600000 ELSE 300000 END <= ?3)
+            ORDER BY interval_start, granularity
+            LIMIT ?4 OFFSET ?5)
+         SELECT k.id, k.granularity, k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
+         FROM iv JOIN network_kpi k
+           ON k.kpi = ?6 AND k.granularity = iv.granularity AND k.interval_start = iv.interval_start
+         WHERE k.rank <= ?7
+         ORDER BY k.interval_start, k.granularity, k.rank",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            q.granularity.map(|g| g as i64),
+            q.from,
+            q.to,
+            q.limit.map(|l| l as i64).unwrap_or(-1),
+            q.offset as i64,
+            q.kpi as i64,
+            q.max_rank
+        ],
+        |r| {
+            Ok(KpiRow {
+                id: r.get(0)?,
+                granularity: Granularity::from_code(r.get(1)?),
+                interval_start: r.get(2)?,
+                rank: r.get(3)?,
+                item_id: r.get(4)?,
+                value: r.get(5)?,
+                coverage: r.get(6)?,
+                rows: r.get::<_, i64>(7)? as u64,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

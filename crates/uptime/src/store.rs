@@ -1,0 +1,334 @@
+//! All SQL of the domain, parameterized: the schema, the writes of one ingested file, the
+//! sorted per-store reads of a report, and the report registry.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
+use sluice_core::ledger::FileId;
+use sluice_core::{DbError, Migration};
+
+use crate::engine::{BusinessHours, PollPoint};
+use crate::parse::{Hours, LocalTime, Poll, StoreZone, Weekday};
+
+pub fn migrations() -> Vec<Migration> {
+    vec![Migration {
+        name: "V1__init",
+        sql: include_str!("../migrations/V1__init.sql"),
+    }]
+}
+
+/// The writes of one file, inside its ledger transaction.
+pub struct FileWriter<'t> {
+    tx: &'t Transaction<'t>,
+    file: FileId,
+    ids: HashMap<String, i64>,
+    new_store: Statement<'t>,
+    poll: Statement<'t>,
+    hours: Statement<'t>,
+    zone: Statement<'t>,
+}
+
+impl<'t> FileWriter<'t> {
+    /// Prepares the writes; when the file replaces an earlier one, first takes back what
+    /// only that one delivered.
+    pub fn new(
+        tx: &'t Transaction<'t>,
+        file: FileId,
+        replaced: Option<FileId>,
+    ) -> Result<FileWriter<'t>, DbError> {
+        if let Some(old) = replaced {
+            for table in ["uptime_polls", "uptime_hours", "uptime_zones"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE file_id = ?1"), [old.0])?;
+            }
+            tx.execute(
+                "DELETE FROM uptime_stores WHERE
+                   NOT EXISTS (SELECT 1 FROM uptime_polls p WHERE p.store = uptime_stores.id)
+                   AND NOT EXISTS (SELECT 1 FROM uptime_hours h WHERE h.store = uptime_stores.id)
+                   AND NOT EXISTS (SELECT 1 FROM uptime_zones z WHERE z.store = uptime_stores.id)",
+                [],
+            )?;
+        }
+        let mut ids = HashMap::new();
+        {
+            let mut stmt = tx.prepare("SELECT store_id, id FROM uptime_stores")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                ids.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        Ok(FileWriter {
+            tx,
+            file,
+            ids,
+            new_store: tx.prepare("INSERT INTO uptime_stores (store_id) VALUES (?1)")?,
+            // A re-delivered poll keeps one row; the latest delivery's status wins.
+            poll: tx.prepare(
+                "INSERT INTO uptime_polls (store, at, active, file_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (store, at) DO UPDATE SET active = excluded.active,
+                   file_id = excluded.file_id",
+            )?,
+            hours: tx.prepare(
+                "INSERT INTO uptime_hours (store, day, start_s, end_s, file_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (store, day, start_s, end_s) DO UPDATE SET file_id = excluded.file_id",
+            )?,
+            zone: tx.prepare(
+                "INSERT INTO uptime_zones (store, zone, file_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store) DO UPDATE SET zone = excluded.zone, file_id = excluded.file_id",
+            )?,
+        })
+    }
+
+    fn store(&mut self, id: &str) -> Result<i64, DbError> {
+        if let Some(&k) = self.ids.get(id) {
+            return Ok(k);
+        }
+        self.new_store.execute([id])?;
+        let k = self.tx.last_insert_rowid();
+        self.ids.insert(id.to_owned(), k);
+        Ok(k)
+    }
+
+    pub fn poll(&mut self, p: &Poll) -> Result<(), DbError> {
+        let s = self.store(p.store.as_str())?;
+        self.poll
+            .execute(params![s, p.at.0, p.status.is_active(), self.file.0])?;
+        Ok(())
+    }
+
+    pub fn hours(&mut self, h: &Hours) -> Result<(), DbError> {
+        let s = self.store(h.store.as_str())?;
+        self.hours.execute(params![
+            s,
+            h.day.index() as i64,
+            h.start.secs(),
+            h.end.secs(),
+            self.file.0
+        ])?;
+        Ok(())
+    }
+
+    pub fn zone(&mut self, z: &StoreZone) -> Result<(), DbError> {
+        let s = self.store(z.store.as_str())?;
+        self.zone.execute(params![s, z.zone.name(), self.file.0])?;
+        Ok(())
+    }
+}
+
+/// A store as a report needs it.
+#[derive(Clone, Debug)]
+pub struct StoreRow {
+    pub key: i64,
+    pub store_id: String,
+    /// The zone name as stored (validated at ingestion).
+    pub zone: Option<String>,
+}
+
+const STORE_SELECT: &str = "SELECT s.id, s.store_id, z.zone FROM uptime_stores s
+     LEFT JOIN uptime_zones z ON z.store = s.id";
+
+fn store_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreRow> {
+    Ok(StoreRow {
+        key: r.get(0)?,
+        store_id: r.get(1)?,
+        zone: r.get(2)?,
+    })
+}
+
+/// Every store, by store id.
+pub fn stores(conn: &Connection) -> Result<Vec<StoreRow>, DbError> {
+    let mut stmt = conn.prepare(&format!("{STORE_SELECT} ORDER BY s.store_id"))?;
+    let rows = stmt.query_map([], store_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Stores by page, by store id.
+pub fn stores_page(conn: &Connection, limit: u32, offset: u64) -> Result<Vec<StoreRow>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "{STORE_SELECT} ORDER BY s.store_id LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![limit, offset as i64], store_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// One store by its id, if known.
+pub fn store(conn: &Connection, store_id: &str) -> Result<Option<StoreRow>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("{STORE_SELECT} WHERE s.store_id = ?1"),
+            [store_id],
+            store_row,
+        )
+        .optional()?)
+}
+
+/// Business hours of every store that has some (stores without are 24×7).
+pub fn all_hours(conn: &Connection) -> Result<HashMap<i64, BusinessHours>, DbError> {
+    let mut stmt = conn.prepare("SELECT store, day, start_s, end_s FROM uptime_hours")?;
+    let mut rows = stmt.query([])?;
+    let mut raw: HashMap<i64, Vec<(Weekday, LocalTime, LocalTime)>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        if let Some(iv) = hours_row(r)? {
+            raw.entry(r.get(0)?).or_default().push(iv);
+        }
+    }
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| (k, BusinessHours::from_intervals(v)))
+        .collect())
+}
+
+/// Business-hours intervals of one store, by day and start.
+pub fn store_intervals(
+    conn: &Connection,
+    key: i64,
+) -> Result<Vec<(Weekday, LocalTime, LocalTime)>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT store, day, start_s, end_s FROM uptime_hours WHERE store = ?1
+         ORDER BY day, start_s",
+    )?;
+    let mut rows = stmt.query([key])?;
+    let mut v = Vec::new();
+    while let Some(r) = rows.next()? {
+        v.extend(hours_row(r)?);
+    }
+    Ok(v)
+}
+
+/// Rows were validated at ingestion; a row that no longer converts is skipped.
+fn hours_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<(Weekday, LocalTime, LocalTime)>> {
+    let (d, s, e): (u8, u32, u32) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    Ok(Weekday::new(d).zip(LocalTime::from_secs(s)).zip(LocalTime::from_secs(e)).map(|((d, s), e)| (d, s, e)))
+}
+
+/// The latest poll of all stores: one index seek per store instead of a scan of all polls.
+pub fn latest_poll(conn: &Connection) -> Result<Option<i64>, DbError> {
+    Ok(conn.query_row(
+        "SELECT max((SELECT max(at) FROM uptime_polls p WHERE p.store = s.id))
+         FROM uptime_stores s",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Sorted reads of one store's polls around a range.
+pub struct PollReader<'c> {
+    before: Statement<'c>,
+    from: Statement<'c>,
+}
+
+impl<'c> PollReader<'c> {
+    pub fn new(conn: &'c Connection) -> Result<PollReader<'c>, DbError> {
+        Ok(PollReader {
+            before: conn.prepare(
+                "SELECT at, active FROM uptime_polls WHERE store = ?1 AND at < ?2
+                 ORDER BY at DESC LIMIT 1",
+            )?,
+            from: conn.prepare(
+                "SELECT at, active FROM uptime_polls WHERE store = ?1 AND at >= ?2 ORDER BY at",
+            )?,
+        })
+    }
+
+    /// Feeds the polls that decide the status inside `[from, ..)` to `take` in time order:
+    /// the last one before `from`, then the later ones until `take` returns false.
+    pub fn read(
+        &mut self,
+        store: i64,
+        from: i64,
+        mut take: impl FnMut(PollPoint) -> bool,
+    ) -> Result<(), DbError> {
+        let prev = self
+            .before
+            .query_row(params![store, from], |r| {
+                Ok(PollPoint {
+                    at: r.get(0)?,
+                    up: r.get(1)?,
+                })
+            })
+            .optional()?;
+        if let Some(p) = prev {
+            if !take(p) {
+                return Ok(());
+            }
+        }
+        let mut rows = self.from.query(params![store, from])?;
+        while let Some(r) = rows.next()? {
+            if !take(PollPoint {
+                at: r.get(0)?,
+                up: r.get(1)?,
+            }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A report as registered.
+#[derive(Clone, Debug)]
+pub struct ReportRow {
+    pub id: String,
+    pub created_at: String,
+    pub requested_now: Option<i64>,
+    pub stores: Option<Vec<String>>,
+    pub coverage: i64,
+    pub now: Option<i64>,
+    pub rows: Option<i64>,
+}
+
+pub fn insert_report(conn: &Connection, r: &ReportRow) -> Result<(), DbError> {
+    let stores = r
+        .stores
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_default());
+    conn.execute(
+        "INSERT INTO uptime_reports (id, created_at, requested_now, stores, coverage)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![r.id, r.created_at, r.requested_now, stores, r.coverage],
+    )?;
+    Ok(())
+}
+
+pub fn finish_report(conn: &Connection, id: &str, now: i64, rows: i64) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE uptime_reports SET now = ?2, rows = ?3 WHERE id = ?1",
+        params![id, now, rows],
+    )?;
+    Ok(())
+}
+
+const REPORT_SELECT: &str =
+    "SELECT id, created_at, requested_now, stores, coverage, now, rows FROM uptime_reports";
+
+fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
+    let stores: Option<String> = r.get(3)?;
+    Ok(ReportRow {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        requested_now: r.get(2)?,
+        stores: stores.and_then(|s| serde_json::from_str(&s).ok()),
+        coverage: r.get(4)?,
+        now: r.get(5)?,
+        rows: r.get(6)?,
+    })
+}
+
+pub fn report(conn: &Connection, id: &str) -> Result<Option<ReportRow>, DbError> {
+    Ok(conn
+        .query_row(&format!("{REPORT_SELECT} WHERE id = ?1"), [id], report_row)
+        .optional()?)
+}
+
+/// Reports newest first.
+pub fn reports(conn: &Connection, limit: u32, offset: u64) -> Result<Vec<ReportRow>, DbError> {
+    let mut stmt = conn.prepare(&format!(
+        "{REPORT_SELECT} ORDER BY rowid DESC LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![limit, offset as i64], report_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

@@ -23,8 +23,8 @@ use crate::UptimeError;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(trigger, list_reports, get_report, report_rows, list_stores, timeline),
-    components(schemas(TriggerBody, Triggered, ReportInfo, WindowBounds, RowsPage, NativeRow,
+    paths(trigger, list_reports, get_report, report_rows, summary, list_stores, timeline),
+    components(schemas(Summary, TriggerBody, Triggered, ReportInfo, WindowBounds, RowsPage, NativeRow,
         WindowRow, StoreInfo, Timeline, IntervalLocal, Interval, PollView, SegmentView))
 )]
 pub struct ApiDoc;
@@ -34,6 +34,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/v1/uptime/reports", get(list_reports).post(trigger))
         .route("/api/v1/uptime/reports/{id}", get(get_report))
         .route("/api/v1/uptime/reports/{id}/rows", get(report_rows))
+        .route("/api/v1/uptime/summary", get(summary))
         .route("/api/v1/uptime/stores", get(list_stores))
         .route("/api/v1/uptime/stores/{store_id}/timeline", get(timeline))
         .with_state(ctx)
@@ -292,6 +293,26 @@ pub async fn report_rows(
         rows,
     })
     .into_response())
+}
+
+/// What is stored.
+#[derive(Serialize, ToSchema)]
+pub struct Summary {
+    #[serde(flatten)]
+    pub stored: store::Stored,
+    /// The default "now" of reports.
+    pub latest_poll: Option<String>,
+}
+
+/// Counts of stores, hours, zones and polls, and the latest poll.
+#[utoipa::path(get, path = "/api/v1/uptime/summary", tag = "uptime",
+    responses((status = 200, description = "What is stored", body = Summary)))]
+pub async fn summary(State(ctx): State<Ctx>) -> Result<Json<Summary>, ApiError> {
+    let stored = blocking(move || Ok(ctx.db.read(store::stored)?)).await?;
+    Ok(Json(Summary {
+        latest_poll: stored.latest_poll.map(|t| Micros(t).iso()),
+        stored,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -332,3 +332,33 @@ pub fn reports(conn: &Connection, limit: u32, offset: u64) -> Result<Vec<ReportR
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+/// What is stored, for `GET /api/v1/uptime/summary`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Stored {
+    pub stores: i64,
+    pub stores_with_hours: i64,
+    pub stores_with_zone: i64,
+    pub polls: i64,
+    /// Microseconds since the epoch.
+    #[serde(skip)]
+    pub latest_poll: Option<i64>,
+}
+
+pub fn stored(conn: &Connection) -> Result<Stored, DbError> {
+    let (stores, stores_with_hours, stores_with_zone, polls) = conn.query_row(
+        "SELECT (SELECT count(*) FROM uptime_stores),
+                (SELECT count(DISTINCT store) FROM uptime_hours),
+                (SELECT count(*) FROM uptime_zones),
+                (SELECT count(*) FROM uptime_polls)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    Ok(Stored {
+        stores,
+        stores_with_hours,
+        stores_with_zone,
+        polls,
+        latest_poll: latest_poll(conn)?,
+    })
+}

@@ -1,1 +1,289 @@
-fn main() {}
+//! `sluice`: the server and command-line tool. Each subcommand resolves settings, opens the
+//! data directory and calls into the platform or a domain crate.
+
+mod jobs_cmd;
+mod progress;
+mod settings;
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sluice_core::{Ctx, Domain, FileIngest, Job, JobState};
+
+use settings::{Common, ServeOpts};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Operational data in (CSV files, live event streams), KPIs and reports out, over HTTP with push-based job status.",
+    long_about = "sluice ingests CSV files (dropped in an inbox folder, uploaded, or given on the command line) and live Server-Sent-Events streams into an embedded SQLite database, turns them into KPIs and reports, and serves them over HTTP with live job status (SSE, WebSocket, webhooks).\n\nSettings come from defaults < a TOML file (--config, or ./sluice.toml) < SLUICE_* environment variables < flags.\n\nStart with `sluice demo`."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the HTTP API and watch the inbox folders.
+    Serve(ServeOpts),
+    /// Generate realistic data for every domain, ingest it, then serve the API.
+    Demo(ServeOpts),
+    /// Ingest files or folders (or `-` for standard input) into a domain, with a progress bar.
+    /// Works with or without a running server on the same data directory.
+    Ingest {
+        /// The domain: network, trips or uptime.
+        domain: String,
+        /// Files or folders; `-` reads standard input.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Name recorded for standard input in the ingestion ledger.
+        #[arg(long, default_value = "stdin")]
+        name: String,
+    },
+    /// Write realistic, deterministic sample data.
+    #[command(subcommand)]
+    Generate(GenerateCmd),
+    /// List, show or follow jobs.
+    #[command(subcommand)]
+    Jobs(jobs_cmd::JobsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum GenerateCmd {
+    /// A day of 5-minute flow files.
+    Network(sluice_network::generate::GenerateArgs),
+}
+
+/// Every built-in domain.
+fn domains() -> Vec<Arc<dyn Domain>> {
+    vec![Arc::new(sluice_network::NetworkDomain)]
+}
+
+fn open(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<(Ctx, Vec<Arc<dyn Domain>>)> {
+    let settings = settings::resolve(common, serve)?;
+    let ctx = Ctx::open(settings).context("cannot open the database")?;
+    let domains = domains();
+    sluice_server::prepare(&ctx, &domains).context("cannot migrate the database")?;
+    Ok((ctx, domains))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "info,refinery_core=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(opts) => {
+            let (ctx, domains) = open(&cli.common, Some(&opts))?;
+            runtime()?.block_on(serve(ctx, domains, Vec::new()))
+        }
+        Command::Demo(opts) => {
+            let (ctx, domains) = open(&cli.common, Some(&opts))?;
+            let rt = runtime()?;
+            let tries = rt.block_on(demo(&ctx))?;
+            rt.block_on(serve(ctx, domains, tries))
+        }
+        Command::Ingest {
+            domain,
+            paths,
+            name,
+        } => {
+            let (ctx, domains) = open(&cli.common, None)?;
+            let job = ingest(&ctx, &domains, &domain, &paths, &name)?;
+            report_job(&job)
+        }
+        Command::Generate(GenerateCmd::Network(args)) => {
+            let files = sluice_network::generate::generate(&args)?;
+            eprintln!("wrote {} files to {}", files.len(), args.out.display());
+            Ok(())
+        }
+        Command::Jobs(cmd) => {
+            let settings = settings::resolve(&cli.common, None)?;
+            runtime()?.block_on(jobs_cmd::run(settings, cmd))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> anyhow::Result<()> {
+    let listener = sluice_server::bind(&ctx).await?;
+    sluice_server::watch_inboxes(&ctx, &domains)?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    eprintln!("sluice serving {base} (data in {})", ctx.settings.data_dir.display());
+    eprintln!("  {base}/api/v1/openapi.json   the API");
+    eprintln!("  {base}/api/v1/jobs           jobs; live: curl -N {base}/api/v1/events");
+    for t in &tries {
+        match t.split_once(' ') {
+            Some((method, path)) if path.starts_with('/') => eprintln!("  {method} {base}{path}"),
+            _ => eprintln!("  {t}"),
+        }
+    }
+    for d in &domains {
+        if d.file_ingest().is_some() {
+            eprintln!(
+                "  inbox of {}: {}",
+                d.name(),
+                ctx.settings.inbox_dir(d.name()).display()
+            );
+        }
+    }
+    let app = sluice_server::app(ctx, &domains);
+    sluice_server::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("stopping");
+    })
+    .await?;
+    Ok(())
+}
+
+/// Loads every domain's demo data; returns the "try this" lines.
+async fn demo(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    let mut tries = Vec::new();
+    let c = ctx.clone();
+    eprintln!("demo: network — generating and ingesting three hours of flow files…");
+    tries.extend(tokio::task::spawn_blocking(move || sluice_network::cli::demo(&c)).await??);
+    Ok(tries)
+}
+
+/// Expands folders into their files (sorted), keeping explicit files as given.
+fn expand(paths: &[PathBuf], ingest: &dyn FileIngest) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
+        if meta.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && !sluice_core::inbox::is_temporary(f) && ingest.accepts(f))
+                .collect();
+            inside.sort();
+            if inside.is_empty() {
+                eprintln!("note: no {} files in {}", ingest.domain(), p.display());
+            }
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn ingest(
+    ctx: &Ctx,
+    domains: &[Arc<dyn Domain>],
+    domain: &str,
+    paths: &[PathBuf],
+    name: &str,
+) -> anyhow::Result<Job> {
+    let Some(d) = domains.iter().find(|d| d.name() == domain) else {
+        bail!(
+            "unknown domain `{domain}`; domains: {}",
+            domains.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+        );
+    };
+    let Some(ingest) = d.file_ingest() else {
+        bail!("the {domain} domain is not fed by files");
+    };
+    let stdin = paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && paths.len() > 1 {
+        bail!("`-` (standard input) cannot be combined with other paths");
+    }
+    let files = if stdin { Vec::new() } else { expand(paths, ingest.as_ref())? };
+    let job = if stdin {
+        ctx.jobs.create(sluice_core::jobs::NewJob::new(domain, "ingest", "bytes"))?
+    } else {
+        sluice_core::ingest::new_job(ctx, ingest.as_ref(), &files, None)?
+    };
+    let id = job.id();
+    let mut rx = ctx.jobs.subscribe();
+    let label = format!("{domain} ingest");
+    let watcher = std::thread::spawn(move || {
+        let mut bar = progress::JobProgress::new(&label);
+        while let Ok(ev) = rx.blocking_recv() {
+            if ev.job.id != id {
+                continue;
+            }
+            bar.update(&ev.job);
+            if ev.job.state.is_terminal() {
+                break;
+            }
+        }
+        bar.finish();
+    });
+    let done = if stdin {
+        run_stdin(ctx, ingest.as_ref(), name, job)
+    } else {
+        sluice_core::ingest::run(ctx, ingest.as_ref(), &files, job)
+    };
+    let _ = watcher.join();
+    Ok(done)
+}
+
+fn run_stdin(ctx: &Ctx, ingest: &dyn FileIngest, name: &str, job: sluice_core::JobHandle) -> Job {
+    if let Err(e) = job.start() {
+        return job.fail(Default::default(), e.to_string()).expect("job stored");
+    }
+    let stdin = std::io::stdin();
+    let mut reader: Box<dyn BufRead> = Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()));
+    let result = ingest.ingest_reader(ctx, name, &mut reader, &job);
+    match result {
+        Ok(summary) => job.succeed(summary),
+        Err(e) => {
+            let s = job.snapshot().summary;
+            job.fail(s, e.to_string())
+        }
+    }
+    .unwrap_or_else(|e| panic!("cannot store the job's end: {e}"))
+}
+
+/// Prints a job's outcome; a failed job is an error exit.
+fn report_job(job: &Job) -> anyhow::Result<()> {
+    let s = &job.summary;
+    for f in &s.files {
+        let detail = f.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+        eprintln!(
+            "  {:<44} {:<9} {} rows, {} rejected{detail}",
+            f.name,
+            format!("{:?}", f.status).to_lowercase(),
+            f.rows_accepted,
+            f.rows_rejected
+        );
+    }
+    for r in s.rejections.iter().take(10) {
+        eprintln!("  rejected {}:{}: {}", r.file, r.line, r.reason);
+    }
+    if s.rows_rejected as usize > s.rejections.len().min(10) {
+        eprintln!("  … `sluice jobs show {}` lists the first {} rejections", job.id, s.rejections.len());
+    }
+    let elapsed = match (job.started_at, job.finished_at) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    eprintln!(
+        "job {} {} in {elapsed:.2} s: {} rows accepted, {} rejected",
+        job.id,
+        job.state.as_str(),
+        s.rows_accepted,
+        s.rows_rejected
+    );
+    if job.state != JobState::Succeeded {
+        bail!("{}", job.error.clone().unwrap_or_else(|| "the job did not succeed".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! Settings resolution: defaults < TOML file < `SLUICE_*` environment < flags. Clap reads the
+//! environment and flags into `Option`s; the file fills what they left empty.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use sluice_core::config::FileConfig;
+use sluice_core::Settings;
+
+/// Options every command shares.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Common {
+    /// TOML config file (default: ./sluice.toml when it exists).
+    #[arg(long, env = "SLUICE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Folder of the database, inboxes, spool and reports [default: ./sluice-data].
+    #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options of the commands that serve HTTP (`serve`, `demo`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeOpts {
+    /// Listen address [default: 127.0.0.1:8080]. Addresses beyond loopback need a token.
+    #[arg(long, env = "SLUICE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Bearer token required on every route that changes data.
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Secret that signs webhook bodies (header X-Sluice-Signature: sha256=<HMAC>).
+    #[arg(long, env = "SLUICE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Largest accepted upload, in bytes [default: 1 GiB].
+    #[arg(long, env = "SLUICE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Seconds between safety-net rescans of the inbox folders [default: 30].
+    #[arg(long, env = "SLUICE_INBOX_RESCAN_SECS")]
+    pub inbox_rescan_secs: Option<u64>,
+}
+
+pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Settings> {
+    let file = match &common.config {
+        Some(path) => FileConfig::load(path)?,
+        None => {
+            let default = PathBuf::from("sluice.toml");
+            if default.is_file() {
+                FileConfig::load(&default)?
+            } else {
+                FileConfig::default()
+            }
+        }
+    };
+    let mut s = Settings::default();
+    s.domains = file.domain_tables();
+    if let Some(d) = common.data_dir.clone().or(file.data_dir) {
+        s.data_dir = d;
+    }
+    let none = ServeOpts::default();
+    let o = serve.unwrap_or(&none);
+    if let Some(a) = o.addr.or(file.addr) {
+        s.addr = a;
+    }
+    s.token = o.token.clone().or(file.token).filter(|t| !t.is_empty());
+    s.webhook_secret = o
+        .webhook_secret
+        .clone()
+        .or(file.webhook_secret)
+        .filter(|t| !t.is_empty());
+    if let Some(m) = o.max_body_bytes.or(file.max_body_bytes) {
+        s.max_body_bytes = m;
+    }
+    if let Some(r) = o.inbox_rescan_secs.or(file.inbox_rescan_secs) {
+        s.inbox_rescan_secs = r;
+    }
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", s.data_dir.display()))?;
+    Ok(s)
+}

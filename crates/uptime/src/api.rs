@@ -23,9 +23,31 @@ use crate::UptimeError;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(trigger, list_reports, get_report, report_rows, summary, list_stores, timeline),
-    components(schemas(Summary, TriggerBody, Triggered, ReportInfo, WindowBounds, RowsPage, NativeRow,
-        WindowRow, StoreInfo, Timeline, IntervalLocal, Interval, PollView, SegmentView))
+    paths(
+        trigger,
+        list_reports,
+        get_report,
+        report_rows,
+        summary,
+        list_stores,
+        timeline
+    ),
+    components(schemas(
+        Summary,
+        TriggerBody,
+        Triggered,
+        ReportInfo,
+        WindowBounds,
+        RowsPage,
+        NativeRow,
+        WindowRow,
+        StoreInfo,
+        Timeline,
+        IntervalLocal,
+        Interval,
+        PollView,
+        SegmentView
+    ))
 )]
 pub struct ApiDoc;
 
@@ -185,7 +207,8 @@ async fn find(ctx: &Ctx, id: &str) -> Result<(JobId, ReportRow, ReportState), Ap
     let job = parse_report_id(id)?;
     let c = ctx.clone();
     let found = blocking(move || report::state(&c, job)).await?;
-    let (row, state) = found.ok_or_else(|| ApiError::not_found(format!("no report with id {id}")))?;
+    let (row, state) =
+        found.ok_or_else(|| ApiError::not_found(format!("no report with id {id}")))?;
     Ok((job, row, state))
 }
 
@@ -273,7 +296,9 @@ pub async fn report_rows(
     match state {
         ReportState::Complete => {}
         ReportState::Running => return Err(ApiError::conflict(format!("report {id} is running"))),
-        ReportState::Failed(e) => return Err(ApiError::conflict(format!("report {id} failed: {e}"))),
+        ReportState::Failed(e) => {
+            return Err(ApiError::conflict(format!("report {id} failed: {e}")))
+        }
     }
     if csv {
         let body = tokio::fs::read(report::csv_path(&ctx, &id))
@@ -432,14 +457,18 @@ pub async fn timeline(
     };
     let now = parse_now(q.now.as_deref())?;
     if q.coverage_minutes == Some(0) {
-        return Err(ApiError::bad_param("coverage_minutes", "coverage_minutes must be at least 1"));
+        return Err(ApiError::bad_param(
+            "coverage_minutes",
+            "coverage_minutes must be at least 1",
+        ));
     }
-    let coverage = q
-        .coverage_minutes
-        .map_or_else(|| report::configured_coverage(&ctx), |m| i64::from(m) * MINUTE);
+    let coverage = q.coverage_minutes.map_or_else(
+        || report::configured_coverage(&ctx),
+        |m| i64::from(m) * MINUTE,
+    );
     let sid = store_id.clone();
     let found = blocking(move || {
-        Ok(ctx.db.read(|c| {
+        ctx.db.read(|c| {
             let Some(s) = store::store(c, &sid)? else {
                 return Ok::<_, UptimeError>(None);
             };
@@ -453,7 +482,11 @@ pub async fn timeline(
             let intervals = store::store_intervals(c, s.key)?;
             let hours = engine::BusinessHours::from_intervals(intervals.iter().copied());
             let mut business = Vec::new();
-            engine::business_spans(&hours, &engine::offset_spans(zone.0, from, now), &mut business);
+            engine::business_spans(
+                &hours,
+                &engine::offset_spans(zone.0, from, now),
+                &mut business,
+            );
             let mut relevant = RelevantPolls::new(from, now);
             PollReader::new(c)?.read(s.key, from, |p| relevant.push(p))?;
             let polls = relevant.polls();
@@ -502,7 +535,7 @@ pub async fn timeline(
                 totals: report::window_row(&totals, to_unit),
                 coverage_minutes: coverage / MINUTE,
             }))
-        })?)
+        })
     })
     .await?;
     found

@@ -83,7 +83,10 @@ pub async fn get_report_query(
     ApiQuery(q): ApiQuery<ReportIdQuery>,
 ) -> Result<Response, ApiError> {
     let id = q.report_id.ok_or_else(|| {
-        ApiError::bad_param("report_id", "missing report_id (the id returned by /trigger_report)")
+        ApiError::bad_param(
+            "report_id",
+            "missing report_id (the id returned by /trigger_report)",
+        )
     })?;
     answer(ctx, id).await
 }
@@ -112,7 +115,9 @@ async fn answer(ctx: Ctx, report_id: String) -> Result<Response, ApiError> {
         .into_response()
     };
     match found {
-        None => Err(ApiError::not_found(format!("no report with id {report_id}"))),
+        None => Err(ApiError::not_found(format!(
+            "no report with id {report_id}"
+        ))),
         Some((_, ReportState::Running)) => Ok(status("Running", None)),
         Some((_, ReportState::Failed(e))) => Ok(status("Failed", Some(e))),
         Some((_, ReportState::Complete)) => {

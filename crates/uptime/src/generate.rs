@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::parse::{days_from_civil, Micros, MINUTE, SECOND, DAY};
+use crate::parse::{days_from_civil, Micros, DAY, MINUTE, SECOND};
 use crate::UptimeError;
 
 /// What to generate.
@@ -123,7 +123,10 @@ pub fn write(dir: &Path, cfg: &Config) -> Result<Vec<PathBuf>, UptimeError> {
                 vec![(half(&mut rng, 17, 20), half(&mut rng, 1, 4))]
             } else if kind < 25 {
                 // Split shift.
-                vec![(11 * 3600, 14 * 3600 + 1800), (17 * 3600, half(&mut rng, 21, 23))]
+                vec![
+                    (11 * 3600, 14 * 3600 + 1800),
+                    (17 * 3600, half(&mut rng, 21, 23)),
+                ]
             } else {
                 vec![(open, half(&mut rng, 20, 24))]
             };
@@ -141,7 +144,9 @@ pub fn write(dir: &Path, cfg: &Config) -> Result<Vec<PathBuf>, UptimeError> {
     let mut states = Vec::with_capacity(ids.len());
     let mut heap = BinaryHeap::with_capacity(ids.len());
     for i in 0..ids.len() {
-        let mut r = ChaCha8Rng::seed_from_u64(cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut r = ChaCha8Rng::seed_from_u64(
+            cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let first = cfg.start.0 + r.random_range(0..60 * MINUTE);
         let flakiness = r.random_range(2..60);
         states.push(PollState {

@@ -146,32 +146,38 @@ fn ingest_one(
     };
     let mut rejections: Vec<(u64, String)> = Vec::new();
     let outcome = ctx.db.write(|conn| {
-        ledger::ingest_atomically(conn, crate::DOMAIN, meta, Some(job.id()), |tx, file, replaced| {
-            rejections.clear();
-            let mut w = FileWriter::new(tx, file, replaced)?;
-            let mut counts = Counts::default();
-            let mut rec = ByteRecord::new();
-            while read_record(&mut rdr, &mut rec, &meta.name)? {
-                match layout.parse(&rec) {
-                    Ok(Row::Poll(p)) => w.poll(&p)?,
-                    Ok(Row::Hours(h)) => w.hours(&h)?,
-                    Ok(Row::Zone(z)) => w.zone(&z)?,
-                    Err(reason) => {
-                        counts.rejected += 1;
-                        if rejections.len() < MAX_REJECTIONS {
-                            let line = rec.position().map_or(0, |p| p.line());
-                            rejections.push((line, reason));
+        ledger::ingest_atomically(
+            conn,
+            crate::DOMAIN,
+            meta,
+            Some(job.id()),
+            |tx, file, replaced| {
+                rejections.clear();
+                let mut w = FileWriter::new(tx, file, replaced)?;
+                let mut counts = Counts::default();
+                let mut rec = ByteRecord::new();
+                while read_record(&mut rdr, &mut rec, &meta.name)? {
+                    match layout.parse(&rec) {
+                        Ok(Row::Poll(p)) => w.poll(&p)?,
+                        Ok(Row::Hours(h)) => w.hours(&h)?,
+                        Ok(Row::Zone(z)) => w.zone(&z)?,
+                        Err(reason) => {
+                            counts.rejected += 1;
+                            if rejections.len() < MAX_REJECTIONS {
+                                let line = rec.position().map_or(0, |p| p.line());
+                                rejections.push((line, reason));
+                            }
+                            continue;
                         }
-                        continue;
+                    }
+                    counts.accepted += 1;
+                    if counts.accepted % PROGRESS_ROWS == 0 {
+                        job.set_done(done_before + rdr.position().byte());
                     }
                 }
-                counts.accepted += 1;
-                if counts.accepted % PROGRESS_ROWS == 0 {
-                    job.set_done(done_before + rdr.position().byte());
-                }
-            }
-            Ok::<_, IngestError>(counts)
-        })
+                Ok::<_, IngestError>(counts)
+            },
+        )
     })?;
     let detail = kind_name(layout).to_owned();
     match outcome {
@@ -187,7 +193,12 @@ fn ingest_one(
             }
             let listed = counts.rejected.min(MAX_REJECTIONS as u64);
             summary.rows_rejected += counts.rejected - listed;
-            summary.add_file(file_result(status, counts.accepted, counts.rejected, detail));
+            summary.add_file(file_result(
+                status,
+                counts.accepted,
+                counts.rejected,
+                detail,
+            ));
         }
     }
     Ok(())

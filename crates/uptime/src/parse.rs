@@ -60,7 +60,9 @@ impl Micros {
         sluice_core::time::parse_utc(t)
             .map(Micros::from_datetime)
             .map_err(|_| {
-                format!("bad timestamp `{s}` (expected YYYY-MM-DD HH:MM:SS[.ffffff] UTC or ISO 8601)")
+                format!(
+                    "bad timestamp `{s}` (expected YYYY-MM-DD HH:MM:SS[.ffffff] UTC or ISO 8601)"
+                )
             })
     }
 
@@ -120,9 +122,12 @@ fn parse_fast(b: &[u8]) -> Option<Micros> {
         return None;
     }
     let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59
-    {
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
         return None;
     }
     let frac = match &b[19..] {
@@ -166,9 +171,7 @@ impl Weekday {
     pub fn parse(s: &str) -> Result<Weekday, String> {
         match s.trim().parse::<u8>() {
             Ok(d) if d <= 6 => Ok(Weekday(d)),
-            _ => Err(format!(
-                "bad day `{s}` (expected 0 = Monday … 6 = Sunday)"
-            )),
+            _ => Err(format!("bad day `{s}` (expected 0 = Monday … 6 = Sunday)")),
         }
     }
     pub fn new(d: u8) -> Option<Weekday> {
@@ -281,9 +284,21 @@ pub enum Row {
 /// Which source a file is, with the position of each column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    Polls { store: usize, status: usize, at: usize },
-    Hours { store: usize, day: usize, start: usize, end: usize },
-    Zones { store: usize, zone: usize },
+    Polls {
+        store: usize,
+        status: usize,
+        at: usize,
+    },
+    Hours {
+        store: usize,
+        day: usize,
+        start: usize,
+        end: usize,
+    },
+    Zones {
+        store: usize,
+        zone: usize,
+    },
 }
 
 impl Layout {
@@ -294,7 +309,11 @@ impl Layout {
             .enumerate()
             .map(|(i, f)| {
                 let s = String::from_utf8_lossy(f);
-                let s = if i == 0 { s.trim_start_matches('\u{feff}') } else { &s };
+                let s = if i == 0 {
+                    s.trim_start_matches('\u{feff}')
+                } else {
+                    &s
+                };
                 s.trim().to_ascii_lowercase()
             })
             .collect();
@@ -380,13 +399,31 @@ mod tests {
     fn timestamps_with_zero_to_six_fraction_digits() {
         let base = Micros::parse("2023-01-22 12:09:39 UTC").unwrap();
         assert_eq!(base.0, 1_674_389_379 * SECOND);
-        assert_eq!(Micros::parse("2023-01-22 12:09:39.388884 UTC").unwrap().0, base.0 + 388_884);
-        assert_eq!(Micros::parse("2023-01-22 12:09:39.5 UTC").unwrap().0, base.0 + 500_000);
-        assert_eq!(Micros::parse("2023-01-22T12:09:39.5Z").unwrap().0, base.0 + 500_000);
+        assert_eq!(
+            Micros::parse("2023-01-22 12:09:39.388884 UTC").unwrap().0,
+            base.0 + 388_884
+        );
+        assert_eq!(
+            Micros::parse("2023-01-22 12:09:39.5 UTC").unwrap().0,
+            base.0 + 500_000
+        );
+        assert_eq!(
+            Micros::parse("2023-01-22T12:09:39.5Z").unwrap().0,
+            base.0 + 500_000
+        );
         assert_eq!(Micros::parse("2023-01-22T13:09:39+01:00").unwrap(), base);
         assert_eq!(Micros::parse("2023-01-22 12:09:39").unwrap(), base);
-        for bad in ["2023-02-30 00:00:00 UTC", "2023-01-22 24:00:00", "yesterday", "", "2023-01-22 12:09:39,5 UTC"] {
-            assert!(Micros::parse(bad).unwrap_err().contains("bad timestamp"), "{bad}");
+        for bad in [
+            "2023-02-30 00:00:00 UTC",
+            "2023-01-22 24:00:00",
+            "yesterday",
+            "",
+            "2023-01-22 12:09:39,5 UTC",
+        ] {
+            assert!(
+                Micros::parse(bad).unwrap_err().contains("bad timestamp"),
+                "{bad}"
+            );
         }
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
@@ -397,21 +434,44 @@ mod tests {
         assert_eq!(LocalTime::parse("09:30:15").unwrap().secs(), 34_215);
         assert_eq!(LocalTime::parse("9:30").unwrap().secs(), 34_200);
         assert_eq!(LocalTime::parse("24:00:00").unwrap().secs(), 86_400);
-        for bad in ["24:00:01", "12:60:00", "noon", "12:00:00:00", "-1:00:00", ""] {
-            assert!(LocalTime::parse(bad).unwrap_err().contains("bad time"), "{bad}");
+        for bad in [
+            "24:00:01",
+            "12:60:00",
+            "noon",
+            "12:00:00:00",
+            "-1:00:00",
+            "",
+        ] {
+            assert!(
+                LocalTime::parse(bad).unwrap_err().contains("bad time"),
+                "{bad}"
+            );
         }
         assert_eq!(Weekday::parse("6").unwrap().index(), 6);
         assert!(Weekday::parse("7").unwrap_err().contains("bad day"));
-        assert!(Status::parse("down").unwrap_err().contains("unknown status"));
+        assert!(Status::parse("down")
+            .unwrap_err()
+            .contains("unknown status"));
         assert_eq!(Zone::parse("Asia/Beirut").unwrap().name(), "Asia/Beirut");
-        assert!(Zone::parse("Mars/Olympus").unwrap_err().contains("unknown time zone"));
+        assert!(Zone::parse("Mars/Olympus")
+            .unwrap_err()
+            .contains("unknown time zone"));
     }
 
     #[test]
     fn layouts_in_any_order_with_bom_and_day_variants() {
         let l = Layout::detect(&rec(&["\u{feff}timestamp_utc", "store_id", "status"])).unwrap();
-        assert_eq!(l, Layout::Polls { store: 1, status: 2, at: 0 });
-        let row = l.parse(&rec(&["2023-01-25 18:13:22.47922 UTC", "42", "inactive"])).unwrap();
+        assert_eq!(
+            l,
+            Layout::Polls {
+                store: 1,
+                status: 2,
+                at: 0
+            }
+        );
+        let row = l
+            .parse(&rec(&["2023-01-25 18:13:22.47922 UTC", "42", "inactive"]))
+            .unwrap();
         assert_eq!(
             row,
             Row::Poll(Poll {
@@ -421,15 +481,22 @@ mod tests {
             })
         );
         for day in ["day", "dayOfWeek"] {
-            let l = Layout::detect(&rec(&["store_id", day, "start_time_local", "end_time_local"]))
-                .unwrap();
+            let l = Layout::detect(&rec(&[
+                "store_id",
+                day,
+                "start_time_local",
+                "end_time_local",
+            ]))
+            .unwrap();
             assert_eq!(l.kind(), "hours");
         }
         let l = Layout::detect(&rec(&["timezone_str", "store_id"])).unwrap();
         assert_eq!(l, Layout::Zones { store: 1, zone: 0 });
         let err = Layout::detect(&rec(&["a", "b"])).unwrap_err();
         assert!(err.contains("unrecognised header"), "{err}");
-        let short = Layout::Zones { store: 1, zone: 0 }.parse(&rec(&["x"])).unwrap_err();
+        let short = Layout::Zones { store: 1, zone: 0 }
+            .parse(&rec(&["x"]))
+            .unwrap_err();
         assert!(short.contains("missing column store_id"), "{short}");
     }
 }

@@ -84,9 +84,9 @@ pub fn validate(ctx: &Ctx, req: &ReportRequest) -> Result<(), UptimeError> {
 /// Validates the request and creates its queued job.
 pub fn create_job(ctx: &Ctx, req: &ReportRequest) -> Result<JobHandle, UptimeError> {
     validate(ctx, req)?;
-    Ok(ctx.jobs.create(
-        NewJob::new(DOMAIN, "report", "stores").callback(req.callback_url.clone()),
-    )?)
+    Ok(ctx
+        .jobs
+        .create(NewJob::new(DOMAIN, "report", "stores").callback(req.callback_url.clone()))?)
 }
 
 /// Registers the report of a created job.
@@ -295,15 +295,19 @@ pub fn generate(
         handles
             .into_iter()
             .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(UptimeError::Internal("a report worker panicked".into())))
+                h.join().unwrap_or_else(|_| {
+                    Err(UptimeError::Internal("a report worker panicked".into()))
+                })
             })
             .collect()
     });
     let dir = ctx.settings.reports_dir(DOMAIN);
     std::fs::create_dir_all(&dir).map_err(|e| UptimeError::io(&dir, e))?;
     let (csv, rows) = (csv_path(ctx, &id), rows_path(ctx, &id));
-    let (csv_tmp, rows_tmp) = (csv.with_extension("csv.part"), rows.with_extension("jsonl.part"));
+    let (csv_tmp, rows_tmp) = (
+        csv.with_extension("csv.part"),
+        rows.with_extension("jsonl.part"),
+    );
     let mut n = 0u64;
     {
         let io_csv = |e| UptimeError::io(&csv_tmp, e);
@@ -314,8 +318,7 @@ pub fn generate(
         for part in results {
             for row in part? {
                 row.csv_line(&mut c).map_err(io_csv)?;
-                serde_json::to_writer(&mut r, &row.native())
-                    .map_err(|e| io_rows(e.into()))?;
+                serde_json::to_writer(&mut r, &row.native()).map_err(|e| io_rows(e.into()))?;
                 r.write_all(b"\n").map_err(io_rows)?;
                 n += 1;
             }
@@ -326,7 +329,8 @@ pub fn generate(
     // The rows first: a report is complete once its CSV exists.
     std::fs::rename(&rows_tmp, &rows).map_err(|e| UptimeError::io(&rows, e))?;
     std::fs::rename(&csv_tmp, &csv).map_err(|e| UptimeError::io(&csv, e))?;
-    ctx.db.write(|c| store::finish_report(c, &id, now.0, n as i64))?;
+    ctx.db
+        .write(|c| store::finish_report(c, &id, now.0, n as i64))?;
     Ok(ReportOutput { now, rows: n, csv })
 }
 

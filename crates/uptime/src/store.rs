@@ -200,7 +200,10 @@ pub fn store_intervals(
 /// Rows were validated at ingestion; a row that no longer converts is skipped.
 fn hours_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<(Weekday, LocalTime, LocalTime)>> {
     let (d, s, e): (u8, u32, u32) = (r.get(1)?, r.get(2)?, r.get(3)?);
-    Ok(Weekday::new(d).zip(LocalTime::from_secs(s)).zip(LocalTime::from_secs(e)).map(|((d, s), e)| (d, s, e)))
+    Ok(Weekday::new(d)
+        .zip(LocalTime::from_secs(s))
+        .zip(LocalTime::from_secs(e))
+        .map(|((d, s), e)| (d, s, e)))
 }
 
 /// The latest poll of all stores: one index seek per store instead of a scan of all polls.

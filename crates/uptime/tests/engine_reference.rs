@@ -112,8 +112,11 @@ fn reference(s: &Store) -> [WindowFigures; 3] {
     let mut m = starts[2];
     while m < s.now {
         if (m / MINUTE) % 15 == 0 || m == starts[2] {
-            let t = chrono::DateTime::from_timestamp_micros(m).unwrap().naive_utc();
-            offset = i64::from(s.zone.offset_from_utc_datetime(&t).fix().local_minus_utc()) * 1_000_000;
+            let t = chrono::DateTime::from_timestamp_micros(m)
+                .unwrap()
+                .naive_utc();
+            offset =
+                i64::from(s.zone.offset_from_utc_datetime(&t).fix().local_minus_utc()) * 1_000_000;
         }
         let local = m + offset;
         let day = local.div_euclid(DAY);

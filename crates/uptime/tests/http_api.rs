@@ -56,8 +56,18 @@ async fn load(ts: &TestServer) {
         "store_id,status,timestamp_utc\ns1,active,2023-01-23 16:14:00 UTC\ns1,inactive,2023-01-23 17:15:00 UTC\nla,inactive,2023-01-23 17:00:00 UTC\n",
     )
     .await;
-    upload(ts, "hours.csv", "store_id,day,start_time_local,end_time_local\ns1,0,09:00:00,12:00:00\n").await;
-    upload(ts, "zones.csv", "timezone_str,store_id\nAmerica/Chicago,s1\nAmerica/Los_Angeles,la\n").await;
+    upload(
+        ts,
+        "hours.csv",
+        "store_id,day,start_time_local,end_time_local\ns1,0,09:00:00,12:00:00\n",
+    )
+    .await;
+    upload(
+        ts,
+        "zones.csv",
+        "timezone_str,store_id\nAmerica/Chicago,s1\nAmerica/Los_Angeles,la\n",
+    )
+    .await;
 }
 
 async fn get(ts: &TestServer, path: &str) -> reqwest::Response {
@@ -74,7 +84,11 @@ async fn final_report(ts: &TestServer, id: &str) -> reqwest::Response {
 async fn compat_trigger_then_csv_and_404() {
     let ts = server().await;
     load(&ts).await;
-    let resp = reqwest::Client::new().post(ts.url("/trigger_report")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(ts.url("/trigger_report"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     let id = body["report_id"].as_str().unwrap().to_owned();
@@ -82,7 +96,10 @@ async fn compat_trigger_then_csv_and_404() {
 
     let resp = final_report(&ts, &id).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
     assert_eq!(resp.headers()["x-report-status"], "Complete");
     let csv = resp.text().await.unwrap();
     // now = the latest poll, 17:15 UTC (11:15 in Chicago): the last hour is 10:15–10:44:30
@@ -90,14 +107,19 @@ async fn compat_trigger_then_csv_and_404() {
     // nearest poll). la is open 24×7 and down since its only poll.
     assert_eq!(
         csv,
-        format!("{HEADER}\nla,0.00,0.00,0.00,60.00,24.00,168.00\ns1,29.50,1.74,2.49,30.50,0.51,0.51\n")
+        format!(
+            "{HEADER}\nla,0.00,0.00,0.00,60.00,24.00,168.00\ns1,29.50,1.74,2.49,30.50,0.51,0.51\n"
+        )
     );
     let by_query = get(&ts, &format!("/get_report?report_id={id}")).await;
     assert_eq!(by_query.text().await.unwrap(), csv);
 
     let unknown = get(&ts, "/get_report/6f1c1f5e-0000-4000-8000-000000000000").await;
     assert_eq!(unknown.status(), 404);
-    assert_eq!(unknown.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        unknown.headers()["content-type"],
+        "application/problem+json"
+    );
     let bad = get(&ts, "/get_report/not-a-report").await;
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<Value>().await.unwrap()["param"], "report_id");
@@ -117,14 +139,23 @@ async fn running_report_answers_running_until_done() {
     report::register(&ts.ctx, &req, job.id()).unwrap();
     let resp = get(&ts, &format!("/get_report/{id}")).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"status": "Running"}));
-    let native: Value = get(&ts, &format!("/api/v1/uptime/reports/{id}")).await.json().await.unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"status": "Running"})
+    );
+    let native: Value = get(&ts, &format!("/api/v1/uptime/reports/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(native["status"], "running");
     let rows = get(&ts, &format!("/api/v1/uptime/reports/{id}/rows")).await;
     assert_eq!(rows.status(), 409);
 
     let ctx = ts.ctx.clone();
-    tokio::task::spawn_blocking(move || report::run_job(&ctx, &req, job)).await.unwrap();
+    tokio::task::spawn_blocking(move || report::run_job(&ctx, &req, job))
+        .await
+        .unwrap();
     let done = get(&ts, &format!("/get_report/{id}")).await;
     assert_eq!(done.headers()["x-report-status"], "Complete");
     let job = ts.ctx.jobs.get(id.parse().unwrap()).unwrap().unwrap();
@@ -154,14 +185,25 @@ async fn reports_survive_a_restart_as_failed_or_complete() {
     job.start().unwrap();
     std::mem::forget(job);
     assert_eq!(
-        get(&ts, &format!("/get_report/{stuck_id}")).await.json::<Value>().await.unwrap(),
+        get(&ts, &format!("/get_report/{stuck_id}"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap(),
         json!({"status": "Running"})
     );
 
     let ts = ts.restart(domains()).await;
-    let stuck: Value = get(&ts, &format!("/get_report/{stuck_id}")).await.json().await.unwrap();
+    let stuck: Value = get(&ts, &format!("/get_report/{stuck_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stuck["status"], "Failed");
-    assert!(stuck["error"].as_str().unwrap().contains("interrupted"), "{stuck}");
+    assert!(
+        stuck["error"].as_str().unwrap().contains("interrupted"),
+        "{stuck}"
+    );
     let done = get(&ts, &format!("/get_report/{done_id}")).await;
     assert_eq!(done.headers()["x-report-status"], "Complete");
     assert!(done.text().await.unwrap().starts_with(HEADER));
@@ -181,17 +223,41 @@ async fn concurrent_reports_do_not_interfere() {
     let ts = server().await;
     load(&ts).await;
     let cases = [
-        ("2023-01-23T18:00:00Z", "s1", "s1,0.00,1.74,1.74,60.00,1.26,1.26"),
-        ("2023-01-23T17:30:00Z", "s1", "s1,14.50,1.74,2.24,45.50,0.76,0.76"),
-        ("2023-01-23T17:30:00Z", "la", "la,0.00,0.00,0.00,60.00,24.00,168.00"),
-        ("2023-01-23 18:00:00 UTC", "s1", "s1,0.00,1.74,1.74,60.00,1.26,1.26"),
+        (
+            "2023-01-23T18:00:00Z",
+            "s1",
+            "s1,0.00,1.74,1.74,60.00,1.26,1.26",
+        ),
+        (
+            "2023-01-23T17:30:00Z",
+            "s1",
+            "s1,14.50,1.74,2.24,45.50,0.76,0.76",
+        ),
+        (
+            "2023-01-23T17:30:00Z",
+            "la",
+            "la,0.00,0.00,0.00,60.00,24.00,168.00",
+        ),
+        (
+            "2023-01-23 18:00:00 UTC",
+            "s1",
+            "s1,0.00,1.74,1.74,60.00,1.26,1.26",
+        ),
     ];
     let started: Vec<_> = cases
         .iter()
         .map(|(now, store, _)| {
-            let (url, body) = (ts.url("/api/v1/uptime/reports"), json!({"now": now, "stores": [store]}));
+            let (url, body) = (
+                ts.url("/api/v1/uptime/reports"),
+                json!({"now": now, "stores": [store]}),
+            );
             tokio::spawn(async move {
-                reqwest::Client::new().post(url).json(&body).send().await.unwrap()
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -212,7 +278,11 @@ async fn concurrent_reports_do_not_interfere() {
 async fn native_report_rows_and_errors() {
     let ts = server().await;
     load(&ts).await;
-    let resp = trigger(&ts, json!({"now": "2023-01-23T18:00:00Z", "coverage_minutes": 30})).await;
+    let resp = trigger(
+        &ts,
+        json!({"now": "2023-01-23T18:00:00Z", "coverage_minutes": 30}),
+    )
+    .await;
     assert_eq!(resp.status(), 202);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     let v: Value = resp.json().await.unwrap();
@@ -225,7 +295,11 @@ async fn native_report_rows_and_errors() {
     assert_eq!(info["windows"][2]["from"], "2023-01-16T18:00:00Z");
     assert_eq!(info["rows"], 2);
 
-    let page: Value = get(&ts, &format!("{location}/rows?limit=1&offset=1")).await.json().await.unwrap();
+    let page: Value = get(&ts, &format!("{location}/rows?limit=1&offset=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["total"], 2);
     let s1 = &page["rows"][0];
     assert_eq!(s1["store_id"], "s1");
@@ -238,19 +312,39 @@ async fn native_report_rows_and_errors() {
     assert_eq!(page["rows"].as_array().unwrap().len(), 1);
     let csv = get(&ts, &format!("{location}/rows?format=csv")).await;
     assert_eq!(csv.headers()["x-report-status"], "Complete");
-    assert!(csv.text().await.unwrap().ends_with("s1,0.00,1.74,1.74,60.00,1.26,1.26\n"));
+    assert!(csv
+        .text()
+        .await
+        .unwrap()
+        .ends_with("s1,0.00,1.74,1.74,60.00,1.26,1.26\n"));
 
-    let list: Value = get(&ts, "/api/v1/uptime/reports?limit=5").await.json().await.unwrap();
+    let list: Value = get(&ts, "/api/v1/uptime/reports?limit=5")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list[0]["report_id"], id.as_str());
 
     for (resp, param) in [
-        (get(&ts, &format!("{location}/rows?format=xml")).await, "format"),
+        (
+            get(&ts, &format!("{location}/rows?format=xml")).await,
+            "format",
+        ),
         (get(&ts, &format!("{location}/rows?limit=0")).await, "limit"),
         (trigger(&ts, json!({"now": "yesterday"})).await, "now"),
         (trigger(&ts, json!({"stores": ["nope"]})).await, "stores"),
-        (trigger(&ts, json!({"coverage_minutes": 0})).await, "coverage_minutes"),
-        (get(&ts, "/api/v1/uptime/stores/s1/timeline?window=month").await, "window"),
-        (get(&ts, "/api/v1/uptime/stores/s1/timeline?now=noon").await, "now"),
+        (
+            trigger(&ts, json!({"coverage_minutes": 0})).await,
+            "coverage_minutes",
+        ),
+        (
+            get(&ts, "/api/v1/uptime/stores/s1/timeline?window=month").await,
+            "window",
+        ),
+        (
+            get(&ts, "/api/v1/uptime/stores/s1/timeline?now=noon").await,
+            "now",
+        ),
     ] {
         assert_eq!(resp.status(), 400, "{param}");
         assert_eq!(resp.headers()["content-type"], "application/problem+json");
@@ -264,23 +358,48 @@ async fn native_report_rows_and_errors() {
         .await
         .unwrap();
     assert_eq!(bad_json.status(), 400);
-    assert_eq!(get(&ts, "/api/v1/uptime/reports/6f1c1f5e-0000-4000-8000-000000000000").await.status(), 404);
-    assert_eq!(get(&ts, "/api/v1/uptime/stores/nope/timeline").await.status(), 404);
+    assert_eq!(
+        get(
+            &ts,
+            "/api/v1/uptime/reports/6f1c1f5e-0000-4000-8000-000000000000"
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        get(&ts, "/api/v1/uptime/stores/nope/timeline")
+            .await
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
 async fn timeline_explains_the_monday_store() {
     let ts = server().await;
     load(&ts).await;
-    let t: Value = get(&ts, "/api/v1/uptime/stores/s1/timeline?window=day&now=2023-01-23T18:00:00Z")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t: Value = get(
+        &ts,
+        "/api/v1/uptime/stores/s1/timeline?window=day&now=2023-01-23T18:00:00Z",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(t["zone"], "America/Chicago");
-    assert_eq!(t["hours"], json!([{"day": 0, "start": "09:00:00", "end": "12:00:00"}]));
-    assert_eq!(t["window"], json!({"from": "2023-01-22T18:00:00Z", "to": "2023-01-23T18:00:00Z"}));
-    assert_eq!(t["business"], json!([{"from": "2023-01-23T15:00:00Z", "to": "2023-01-23T18:00:00Z"}]));
+    assert_eq!(
+        t["hours"],
+        json!([{"day": 0, "start": "09:00:00", "end": "12:00:00"}])
+    );
+    assert_eq!(
+        t["window"],
+        json!({"from": "2023-01-22T18:00:00Z", "to": "2023-01-23T18:00:00Z"})
+    );
+    assert_eq!(
+        t["business"],
+        json!([{"from": "2023-01-23T15:00:00Z", "to": "2023-01-23T18:00:00Z"}])
+    );
     assert_eq!(
         t["segments"],
         json!([
@@ -289,22 +408,39 @@ async fn timeline_explains_the_monday_store() {
         ])
     );
     assert_eq!(t["unit"], "hours");
-    assert_eq!(t["totals"], json!({"business": 3.0, "uptime": 1.74, "downtime": 1.26, "covered": 3.0}));
-    let hour: Value = get(&ts, "/api/v1/uptime/stores/s1/timeline?window=hour&now=2023-01-23T17:30:00Z")
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(
+        t["totals"],
+        json!({"business": 3.0, "uptime": 1.74, "downtime": 1.26, "covered": 3.0})
+    );
+    let hour: Value = get(
+        &ts,
+        "/api/v1/uptime/stores/s1/timeline?window=hour&now=2023-01-23T17:30:00Z",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(hour["unit"], "minutes");
     assert_eq!(hour["totals"]["uptime"], 14.5);
     assert_eq!(hour["totals"]["downtime"], 45.5);
 
-    let summary: Value = get(&ts, "/api/v1/uptime/summary").await.json().await.unwrap();
+    let summary: Value = get(&ts, "/api/v1/uptime/summary")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(summary["stores"], 2);
     assert_eq!(summary["polls"], 3);
     assert_eq!(summary["latest_poll"], "2023-01-23T17:15:00Z");
-    let stores: Value = get(&ts, "/api/v1/uptime/stores?limit=1").await.json().await.unwrap();
-    assert_eq!(stores, json!([{"store_id": "la", "zone": "America/Los_Angeles", "zone_given": true}]));
+    let stores: Value = get(&ts, "/api/v1/uptime/stores?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stores,
+        json!([{"store_id": "la", "zone": "America/Los_Angeles", "zone_given": true}])
+    );
 }
 
 #[tokio::test]
@@ -322,7 +458,12 @@ async fn bad_rows_are_rejected_with_reasons_while_the_rest_lands() {
         "store_id,dayOfWeek,start_time_local,end_time_local\na,7,09:00:00,10:00:00\na,1,9am,10:00:00\na,1,22:00:00,02:00:00\n,1,09:00:00,10:00:00\n",
     )
     .await;
-    let zones = upload(&ts, "zones.csv", "store_id,timezone_str\na,Mars/Olympus\nb,Asia/Beirut\n").await;
+    let zones = upload(
+        &ts,
+        "zones.csv",
+        "store_id,timezone_str\na,Mars/Olympus\nb,Asia/Beirut\n",
+    )
+    .await;
     let reasons = |job: &sluice_core::Job| -> Vec<(String, u64, String)> {
         job.summary
             .rejections
@@ -342,20 +483,44 @@ async fn bad_rows_are_rejected_with_reasons_while_the_rest_lands() {
     assert_eq!(
         reasons(&hours),
         vec![
-            ("hours.csv".into(), 2, "bad day `7` (expected 0 = Monday … 6 = Sunday)".into()),
-            ("hours.csv".into(), 3, "bad time `9am` (expected HH:MM:SS local time, 00:00:00 to 24:00:00)".into()),
+            (
+                "hours.csv".into(),
+                2,
+                "bad day `7` (expected 0 = Monday … 6 = Sunday)".into()
+            ),
+            (
+                "hours.csv".into(),
+                3,
+                "bad time `9am` (expected HH:MM:SS local time, 00:00:00 to 24:00:00)".into()
+            ),
             ("hours.csv".into(), 5, "empty store_id".into()),
         ]
     );
     assert_eq!(zones.summary.rows_accepted, 1);
     assert_eq!(
         reasons(&zones),
-        vec![("zones.csv".into(), 2, "unknown time zone `Mars/Olympus` (expected an IANA name such as America/Chicago)".into())]
+        vec![(
+            "zones.csv".into(),
+            2,
+            "unknown time zone `Mars/Olympus` (expected an IANA name such as America/Chicago)"
+                .into()
+        )]
     );
     let not_csv = upload(&ts, "notes.csv", "hello,world\n1,2\n").await;
-    assert_eq!(not_csv.summary.files[0].status, sluice_core::jobs::FileStatus::Rejected);
+    assert_eq!(
+        not_csv.summary.files[0].status,
+        sluice_core::jobs::FileStatus::Rejected
+    );
     let stored = ts.ctx.db.read(store::stored).unwrap();
-    assert_eq!((stored.stores, stored.polls, stored.stores_with_hours, stored.stores_with_zone), (2, 2, 1, 1));
+    assert_eq!(
+        (
+            stored.stores,
+            stored.polls,
+            stored.stores_with_hours,
+            stored.stores_with_zone
+        ),
+        (2, 2, 1, 1)
+    );
 }
 
 #[tokio::test]
@@ -380,18 +545,36 @@ async fn redelivered_polls_count_once() {
     assert_eq!(polls(), 4);
     // a.csv re-delivered with other content replaces what only it delivered (08:00); the
     // polls b.csv delivered again stay.
-    let a2 = upload(&ts, "a.csv", "store_id,status,timestamp_utc\nx,inactive,2023-01-23 09:00:00 UTC\n").await;
+    let a2 = upload(
+        &ts,
+        "a.csv",
+        "store_id,status,timestamp_utc\nx,inactive,2023-01-23 09:00:00 UTC\n",
+    )
+    .await;
     assert_eq!(a2.summary.files[0].status, FileStatus::Replaced);
     assert_eq!(polls(), 4);
-    let t: Value = get(&ts, "/api/v1/uptime/stores/x/timeline?window=day&now=2023-01-23T13:00:00Z")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ats: Vec<&str> = t["polls"].as_array().unwrap().iter().map(|p| p["at"].as_str().unwrap()).collect();
+    let t: Value = get(
+        &ts,
+        "/api/v1/uptime/stores/x/timeline?window=day&now=2023-01-23T13:00:00Z",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let ats: Vec<&str> = t["polls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["at"].as_str().unwrap())
+        .collect();
     assert_eq!(
         ats,
-        vec!["2023-01-23T09:00:00Z", "2023-01-23T10:00:00Z", "2023-01-23T11:00:00Z", "2023-01-23T12:00:00Z"]
+        vec![
+            "2023-01-23T09:00:00Z",
+            "2023-01-23T10:00:00Z",
+            "2023-01-23T11:00:00Z",
+            "2023-01-23T12:00:00Z"
+        ]
     );
 }
 

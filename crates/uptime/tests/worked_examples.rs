@@ -28,7 +28,11 @@ quiet,inactive,2023-01-24 06:00:00 UTC
     let zones = format!(
         "{ZONES_HEADER}s1,America/Chicago\nnight,America/New_York\ndst,America/New_York\nalways,America/Los_Angeles\nquiet,America/Chicago\nnopolls,America/Denver\n"
     );
-    let s = e.ingest(&[("polls.csv", &polls), ("hours.csv", &hours), ("zones.csv", &zones)]);
+    let s = e.ingest(&[
+        ("polls.csv", &polls),
+        ("hours.csv", &hours),
+        ("zones.csv", &zones),
+    ]);
     assert_eq!(s.rows_accepted, 11 + 10 + 6);
     assert_eq!(s.rows_rejected, 0);
     e
@@ -59,7 +63,10 @@ fn monday_store_switches_half_way_between_polls() {
     // At 11:30 local the last hour is 10:30–10:44:30 up (14.5 min), then down (45.5 min);
     // the week now also holds 11:30–12:00 of the previous Monday, up like the first poll.
     let (_, rows) = e.report(Some("2023-01-23T17:30:00Z"), &["s1"]);
-    assert_eq!(figures(row(&rows, "s1")), [[14.5, 45.5], [1.74, 0.76], [2.24, 0.76]]);
+    assert_eq!(
+        figures(row(&rows, "s1")),
+        [[14.5, 45.5], [1.74, 0.76], [2.24, 0.76]]
+    );
     assert_balanced(&rows);
 }
 
@@ -70,7 +77,10 @@ fn overnight_store_open_22_to_02() {
     // 23:15. The week also holds the last half hour of the previous Monday night (01:30–02:00
     // on Tuesday 17th), taken from the nearest poll (up).
     let (csv, rows) = e.report(Some("2023-01-24 06:30:00 UTC"), &["night"]);
-    assert!(csv.ends_with("\nnight,0.00,1.25,1.75,60.00,2.25,2.25\n"), "{csv}");
+    assert!(
+        csv.ends_with("\nnight,0.00,1.25,1.75,60.00,2.25,2.25\n"),
+        "{csv}"
+    );
     assert_eq!(row(&rows, "night").last_week.business, 4.0);
     assert_balanced(&rows);
 }
@@ -82,7 +92,10 @@ fn zone_entering_summer_time_inside_the_week() {
     // day has 2 business hours (06:00–08:00 UTC) and later days are an hour earlier in UTC.
     // The switch between the polls (05:30 up, 08:30 down) is at 07:00 UTC.
     let (csv, rows) = e.report(Some("2024-03-14T04:00:00Z"), &["dst"]);
-    assert!(csv.ends_with("\ndst,0.00,0.00,10.00,0.00,3.00,10.00\n"), "{csv}");
+    assert!(
+        csv.ends_with("\ndst,0.00,0.00,10.00,0.00,3.00,10.00\n"),
+        "{csv}"
+    );
     let r = row(&rows, "dst");
     assert_eq!(r.last_week.business, 20.0);
     assert_eq!(r.zone, "America/New_York");
@@ -96,7 +109,10 @@ fn zone_entering_summer_time_inside_the_week() {
 fn store_without_hours_is_open_all_week() {
     let e = dataset();
     let (csv, rows) = e.report(Some("2023-01-25 12:00:00 UTC"), &["always"]);
-    assert!(csv.ends_with("\nalways,0.00,22.00,166.00,60.00,2.00,2.00\n"), "{csv}");
+    assert!(
+        csv.ends_with("\nalways,0.00,22.00,166.00,60.00,2.00,2.00\n"),
+        "{csv}"
+    );
     let r = row(&rows, "always");
     assert!(!r.hours_given);
     assert_eq!(r.last_week.business, 168.0);
@@ -109,7 +125,10 @@ fn store_without_zone_is_in_chicago() {
     // Open 09:00–12:00 Chicago time = 15:00–18:00 UTC on Monday the 23rd; read as UTC the
     // last hour would hold no business time at all.
     let (csv, rows) = e.report(Some("2023-01-23 18:00:00 UTC"), &["nozone"]);
-    assert!(csv.ends_with("\nnozone,60.00,3.00,3.00,0.00,0.00,0.00\n"), "{csv}");
+    assert!(
+        csv.ends_with("\nnozone,60.00,3.00,3.00,0.00,0.00,0.00\n"),
+        "{csv}"
+    );
     let r = row(&rows, "nozone");
     assert_eq!(r.zone, "America/Chicago");
     assert!(!r.zone_given);
@@ -142,8 +161,15 @@ fn store_without_polls_in_the_window() {
 fn default_report_has_one_row_per_store_of_any_source() {
     let e = dataset();
     let (csv, rows) = e.report(None, &[]);
-    let ids: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
-    assert_eq!(ids, vec!["always", "dst", "night", "nopolls", "nozone", "quiet", "s1"]);
+    let ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["always", "dst", "night", "nopolls", "nozone", "quiet", "s1"]
+    );
     assert_eq!(rows.len(), 7);
     // "now" is the latest poll: 2024-03-10 08:30 UTC (04:30 EDT), dst's inactive poll; its
     // last hour holds 03:30–04:00 EDT of business time, down since the 07:00 UTC switch.

@@ -19,7 +19,9 @@ pub struct Env {
 pub fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let ctx = Ctx::open(Settings::with_data_dir(dir.path().join("data"))).unwrap();
-    ctx.db.migrate("uptime", &UptimeDomain.migrations()).unwrap();
+    ctx.db
+        .migrate("uptime", &UptimeDomain.migrations())
+        .unwrap();
     Env { dir, ctx }
 }
 
@@ -59,7 +61,10 @@ impl Env {
         };
         let csv = cli::report(&self.ctx, &args, &job).unwrap();
         let id = job.id().to_string();
-        assert_eq!(job.snapshot().progress.done, job.snapshot().progress.total.unwrap());
+        assert_eq!(
+            job.snapshot().progress.done,
+            job.snapshot().progress.total.unwrap()
+        );
         job.succeed(Summary::default()).unwrap();
         let rows = report::native_rows(&self.ctx, &id, 0, 100_000).unwrap();
         (std::fs::read_to_string(csv).unwrap(), rows)

@@ -1,1 +1,80 @@
-//! Domain `streams`.
+//! Domain `streams`: harvesting the three live event streams of a video platform (Sytflix,
+//! Sytazon, Sysney) in parallel into per-run reports, and a simulator of their source.
+//!
+//! # Layout
+//! - [`sse`]: the incremental Server-Sent Events parser; bytes in any chunking → messages.
+//! - [`parse`]: messages → [`parse::Event`]s or [`parse::Malformed`] reasons; stream and event
+//!   types, the country → time zone table, Amsterdam output times, ages.
+//! - [`harvest`]: one clock, three concurrent consumers with Basic auth and reconnection, the
+//!   stop conditions, a writer thread persisting in batches; runs as a job.
+//! - [`engine`]: the per-run report (users, recent shows, successful streams, start rate),
+//!   pure and unit-tested.
+//! - [`store`]: all SQL of the domain (runs, events, malformed messages).
+//! - [`api`]: native routes under `/api/v1/streams/…`.
+//! - [`compat`]: the replaced Flask service's routes on the latest finished run.
+//! - [`simulate`]: the source simulator (random events or capture replay), for the CLI,
+//!   tests, the demo and the benchmark.
+//! - [`cli`]: what the `sluice` binary calls: `simulate`, `harvest`, `demo`.
+//!
+//! # Invariants
+//! - A run's id is its job's id.
+//! - Every message admitted by a harvest is stored, as an event or as malformed, in the same
+//!   transaction as the run's counts: received = persisted + malformed.
+
+pub mod api;
+pub mod cli;
+pub mod compat;
+pub mod engine;
+pub mod error;
+pub mod harvest;
+pub mod parse;
+pub mod simulate;
+pub mod sse;
+pub mod store;
+
+use sluice_core::{Ctx, Domain, Migration};
+use utoipa::OpenApi;
+
+pub use error::StreamsError;
+
+/// The domain's name: routes, table prefix, job domain.
+pub const NAME: &str = "streams";
+
+/// The `streams` domain, registered with the server and the CLI.
+pub struct StreamsDomain;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        api::start_harvest,
+        api::list_runs,
+        api::get_run,
+        api::get_report,
+        api::list_events,
+        api::list_malformed,
+        compat::user_report,
+        compat::recent_shows,
+        compat::successful_streams,
+        compat::start_events,
+    ),
+    tags((name = "streams", description = "live stream harvests and their reports"))
+)]
+struct ApiDoc;
+
+impl Domain for StreamsDomain {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        store::migrations()
+    }
+
+    fn router(&self, ctx: Ctx) -> axum::Router {
+        api::router(ctx.clone()).merge(compat::router(ctx))
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        ApiDoc::openapi()
+    }
+}

@@ -23,7 +23,10 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/api/v1/streams/runs/{run_id}", get(get_run))
         .route("/api/v1/streams/runs/{run_id}/report", get(get_report))
         .route("/api/v1/streams/runs/{run_id}/events", get(list_events))
-        .route("/api/v1/streams/runs/{run_id}/malformed", get(list_malformed))
+        .route(
+            "/api/v1/streams/runs/{run_id}/malformed",
+            get(list_malformed),
+        )
         .with_state(ctx)
 }
 
@@ -42,7 +45,10 @@ impl RunRef {
         uuid::Uuid::parse_str(s)
             .map(|u| RunRef::Id(u.to_string()))
             .map_err(|_| {
-                ApiError::bad_param("run_id", format!("`{s}` is not a run id; expected a UUID or `latest`"))
+                ApiError::bad_param(
+                    "run_id",
+                    format!("`{s}` is not a run id; expected a UUID or `latest`"),
+                )
             })
     }
 
@@ -143,16 +149,18 @@ pub async fn start_harvest(
             Some(std::time::Duration::from_secs_f64(s))
         }
         Some(DurationInput::Seconds(_)) => {
-            return Err(ApiError::bad_param("max_duration", "expected seconds above 0"))
+            return Err(ApiError::bad_param(
+                "max_duration",
+                "expected seconds above 0",
+            ))
         }
         Some(DurationInput::Text(t)) => {
             Some(parse_duration(&t).map_err(|e| ApiError::bad_param("max_duration", e))?)
         }
     };
     if let Some(url) = &req.callback_url {
-        reqwest::Url::parse(url).map_err(|_| {
-            ApiError::bad_param("callback_url", format!("`{url}` is not a URL"))
-        })?;
+        reqwest::Url::parse(url)
+            .map_err(|_| ApiError::bad_param("callback_url", format!("`{url}` is not a URL")))?;
     }
     let params = HarvestParams::resolve(
         &ctx,

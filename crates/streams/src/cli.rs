@@ -80,8 +80,13 @@ pub async fn simulate(args: SimulateArgs) -> Result<(), StreamsError> {
     let sim = Simulator::start(args.addr, args.config()).await?;
     let what = match &args.replay {
         Some(dir) => format!("replaying {}", dir.display()),
-        None if args.rate == 0.0 => format!("random events as fast as possible, seed {}", args.seed),
-        None => format!("random events, {} per second per stream, seed {}", args.rate, args.seed),
+        None if args.rate == 0.0 => {
+            format!("random events as fast as possible, seed {}", args.seed)
+        }
+        None => format!(
+            "random events, {} per second per stream, seed {}",
+            args.rate, args.seed
+        ),
     };
     println!(
         "simulating the events server on {} ({what}); streams: {}; user `{}`; Ctrl-C stops",
@@ -266,7 +271,10 @@ pub async fn demo(ctx: &Ctx) -> Result<Vec<String>, StreamsError> {
         "GET /start_events".into(),
         "GET /api/v1/streams/runs".into(),
         "GET /api/v1/streams/runs/latest/report".into(),
-        format!("GET /api/v1/streams/runs/{}/events?limit=10", outcome.run_id),
+        format!(
+            "GET /api/v1/streams/runs/{}/events?limit=10",
+            outcome.run_id
+        ),
         format!("GET /api/v1/streams/runs/{}/malformed", outcome.run_id),
     ])
 }

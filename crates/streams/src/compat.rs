@@ -104,5 +104,7 @@ pub async fn successful_streams(State(ctx): State<Ctx>) -> Result<Json<Value>, A
               (status = 404, description = "no finished run")))]
 pub async fn start_events(State(ctx): State<Ctx>) -> Result<Json<Value>, ApiError> {
     let report = report_or_404(&ctx, RunRef::Latest).await?;
-    Ok(Json(json!({ "start_event_rate(%)": report.sytflix_start_rate })))
+    Ok(Json(
+        json!({ "start_event_rate(%)": report.sytflix_start_rate }),
+    ))
 }

@@ -205,8 +205,7 @@ pub fn report(run: Run, malformed: PerStream, mut events: Vec<ReportEvent>) -> R
         malformed_per_stream: malformed,
         users_total: users.len() as u64,
         recent_shows,
-        sytflix_start_rate: (sytflix > 0)
-            .then(|| sytflix_started as f64 * 100.0 / sytflix as f64),
+        sytflix_start_rate: (sytflix > 0).then(|| sytflix_started as f64 * 100.0 / sytflix as f64),
         successful_streams_total: streams.iter().map(|s| s.successful_streams).sum(),
         successful_streams: streams,
         users,
@@ -241,12 +240,21 @@ mod tests {
     fn the_five_defining_cases() {
         let f = "Sytflix";
         let cases: [(Vec<ReportEvent>, u64); 5] = [
-            (vec![ev(0, Started, "s_01", f), ev(1, Finished, "s_01", f)], 1),
             (
-                vec![ev(0, Started, "s_01", f), ev(1, Finished, "s_01", "Sytazon")],
+                vec![ev(0, Started, "s_01", f), ev(1, Finished, "s_01", f)],
+                1,
+            ),
+            (
+                vec![
+                    ev(0, Started, "s_01", f),
+                    ev(1, Finished, "s_01", "Sytazon"),
+                ],
                 0,
             ),
-            (vec![ev(0, Started, "s_01", f), ev(1, Finished, "s_02", f)], 0),
+            (
+                vec![ev(0, Started, "s_01", f), ev(1, Finished, "s_02", f)],
+                0,
+            ),
             (
                 vec![
                     ev(0, Started, "s_01", f),
@@ -255,7 +263,10 @@ mod tests {
                 ],
                 0,
             ),
-            (vec![ev(0, Finished, "s_01", f), ev(1, Started, "s_01", f)], 0),
+            (
+                vec![ev(0, Finished, "s_01", f), ev(1, Started, "s_01", f)],
+                0,
+            ),
         ];
         for (i, (events, want)) in cases.into_iter().enumerate() {
             assert_eq!(successful_streams(&events), want, "case {}", i + 1);
@@ -297,7 +308,11 @@ mod tests {
 
     #[test]
     fn no_sytflix_events_no_rate() {
-        let r = report(run(), PerStream::default(), vec![ev(0, Liked, "s", "Sysney")]);
+        let r = report(
+            run(),
+            PerStream::default(),
+            vec![ev(0, Liked, "s", "Sysney")],
+        );
         assert_eq!(r.sytflix_start_rate, None);
     }
 }

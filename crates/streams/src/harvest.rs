@@ -85,7 +85,9 @@ impl HarvestParams {
             .unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
         HarvestParams::new(
             &source,
-            o.user.or_else(|| text("user")).unwrap_or_else(|| DEFAULT_USER.into()),
+            o.user
+                .or_else(|| text("user"))
+                .unwrap_or_else(|| DEFAULT_USER.into()),
             o.password
                 .or_else(|| text("password"))
                 .unwrap_or_else(|| DEFAULT_PASSWORD.into()),
@@ -106,7 +108,10 @@ impl HarvestParams {
         stop_count: u32,
     ) -> Result<HarvestParams, StreamsError> {
         let url = reqwest::Url::parse(source).map_err(|e| {
-            StreamsError::bad_arg("source", format!("`{source}` is not a URL ({e}); expected e.g. http://localhost:8080"))
+            StreamsError::bad_arg(
+                "source",
+                format!("`{source}` is not a URL ({e}); expected e.g. http://localhost:8080"),
+            )
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(StreamsError::bad_arg(
@@ -264,14 +269,15 @@ pub fn start(
     params: HarvestParams,
     callback_url: Option<String>,
 ) -> Result<(JobId, JoinHandle<Result<HarvestOutcome, StreamsError>>), StreamsError> {
-    let job = ctx.jobs.create(
-        NewJob::new(crate::NAME, "harvest", "events").callback(callback_url),
-    )?;
+    let job = ctx
+        .jobs
+        .create(NewJob::new(crate::NAME, "harvest", "events").callback(callback_url))?;
     let id = job.id();
     let run_id = id.to_string();
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let started = sluice_core::time::iso(chrono::Utc::now());
-    ctx.db.write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started))?;
+    ctx.db
+        .write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started))?;
     job.start()?;
     let db = ctx.db.clone();
     Ok((id, tokio::spawn(run(db, run_id, params, job))))
@@ -367,15 +373,24 @@ async fn run(
     let stop = gate.lock().stop.clone();
     let (stop_reason, error) = match stop {
         Some(Stop::NameSeen) => (
-            Some(format!("{} seen {} times", params.stop_name, params.stop_count)),
+            Some(format!(
+                "{} seen {} times",
+                params.stop_name, params.stop_count
+            )),
             None,
         ),
         Some(Stop::TimeLimit) => (
-            Some(format!("time limit of {} reached", human_ms(params.max_duration_ms))),
+            Some(format!(
+                "time limit of {} reached",
+                human_ms(params.max_duration_ms)
+            )),
             None,
         ),
         Some(Stop::Failed(e)) => (None, Some(e)),
-        None => (None, Some("the harvest ended without a stop condition".into())),
+        None => (
+            None,
+            Some("the harvest ended without a stop condition".into()),
+        ),
     };
     let finished = sluice_core::time::iso(chrono::Utc::now());
     let end = store::RunEnd {
@@ -442,9 +457,17 @@ async fn consume(
             Ok(r) if r.status().is_client_error() => {
                 let status = r.status();
                 return Err(if matches!(status.as_u16(), 401 | 403) {
-                    StreamsError::Refused { stream, url, status }
+                    StreamsError::Refused {
+                        stream,
+                        url,
+                        status,
+                    }
                 } else {
-                    StreamsError::Rejected { stream, url, status }
+                    StreamsError::Rejected {
+                        stream,
+                        url,
+                        status,
+                    }
                 });
             }
             Ok(r) => {
@@ -550,7 +573,10 @@ impl Tally {
         s.extra.extend([
             ("run_id".into(), json!(o.run_id)),
             ("stop_reason".into(), json!(o.stop_reason)),
-            ("reconnects_per_stream".into(), per_stream(o.reconnects_per_stream)),
+            (
+                "reconnects_per_stream".into(),
+                per_stream(o.reconnects_per_stream),
+            ),
             (
                 "consumption_ms".into(),
                 json!({
@@ -616,7 +642,14 @@ mod tests {
     #[test]
     fn source_must_be_http() {
         let p = |s: &str| {
-            HarvestParams::new(s, "u".into(), "p".into(), Duration::from_secs(1), "S".into(), 3)
+            HarvestParams::new(
+                s,
+                "u".into(),
+                "p".into(),
+                Duration::from_secs(1),
+                "S".into(),
+                3,
+            )
         };
         assert_eq!(p("http://h:1/").unwrap().source, "http://h:1");
         assert!(p("ftp://h").is_err());

@@ -271,7 +271,8 @@ fn parse_fields(msg: &SseMessage) -> Result<(EventKind, Parsed), Malformed> {
         .parse()
         .map_err(|_| Malformed::UnknownEventType(kind_text.to_owned()))?;
     let data = msg.data.as_deref().ok_or(Malformed::NoData)?;
-    let p: PayloadJson = serde_json::from_str(data).map_err(|e| Malformed::NotJson(e.to_string()))?;
+    let p: PayloadJson =
+        serde_json::from_str(data).map_err(|e| Malformed::NotJson(e.to_string()))?;
     let show = p.show.ok_or(Malformed::MissingField("show"))?;
     let user = p.user.ok_or(Malformed::MissingField("user"))?;
     let event_date = p.event_date.ok_or(Malformed::MissingField("event_date"))?;
@@ -295,8 +296,12 @@ fn parse_fields(msg: &SseMessage) -> Result<(EventKind, Parsed), Malformed> {
                 country: user.country,
             },
             show: Show {
-                show_id: show.show_id.ok_or(Malformed::MissingField("show.show_id"))?,
-                platform: show.platform.ok_or(Malformed::MissingField("show.platform"))?,
+                show_id: show
+                    .show_id
+                    .ok_or(Malformed::MissingField("show.show_id"))?,
+                platform: show
+                    .platform
+                    .ok_or(Malformed::MissingField("show.platform"))?,
                 first_actor: first_actor(show.cast.as_deref()),
                 title: show.title,
                 release_year: show.release_year,
@@ -341,7 +346,11 @@ mod tests {
             Malformed::NotJson(_)
         ));
         assert_eq!(
-            reason(Some("stream-started"), Some(r#"{"show":{},"user":{},"event_date":"01-01-2024 00:00:00.000"}"#)).0,
+            reason(
+                Some("stream-started"),
+                Some(r#"{"show":{},"user":{},"event_date":"01-01-2024 00:00:00.000"}"#)
+            )
+            .0,
             Malformed::MissingField("user.id")
         );
         assert!(matches!(
@@ -359,16 +368,43 @@ mod tests {
     fn zones_with_daylight_saving() {
         let t = |s, c| amsterdam(event_instant(s, zone_for(c)).unwrap());
         // Winter: Amsterdam UTC+1.
-        assert_eq!(t("11-01-2024 09:40:44.000", Some("PT")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 17:40:44.035", Some("CN")), "11-01-2024 10:40:44.035");
-        assert_eq!(t("11-01-2024 16:40:44.000", Some("ID")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 12:40:44.000", Some("RU")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 01:40:44.000", Some("US")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 04:40:44.000", Some("CA")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 10:40:44.000", Some("NL")), "11-01-2024 10:40:44.000");
-        assert_eq!(t("11-01-2024 10:40:44.000", None), "11-01-2024 10:40:44.000");
+        assert_eq!(
+            t("11-01-2024 09:40:44.000", Some("PT")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 17:40:44.035", Some("CN")),
+            "11-01-2024 10:40:44.035"
+        );
+        assert_eq!(
+            t("11-01-2024 16:40:44.000", Some("ID")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 12:40:44.000", Some("RU")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 01:40:44.000", Some("US")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 04:40:44.000", Some("CA")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 10:40:44.000", Some("NL")),
+            "11-01-2024 10:40:44.000"
+        );
+        assert_eq!(
+            t("11-01-2024 10:40:44.000", None),
+            "11-01-2024 10:40:44.000"
+        );
         // Summer: Amsterdam UTC+2, Los Angeles UTC-7.
-        assert_eq!(t("19-05-2023 05:58:26.624", Some("US")), "19-05-2023 14:58:26.624");
+        assert_eq!(
+            t("19-05-2023 05:58:26.624", Some("US")),
+            "19-05-2023 14:58:26.624"
+        );
         // 02:30 on 26-03-2023 does not exist in Amsterdam.
         assert!(event_instant("26-03-2023 02:30:00.000", zone_for(Some("FR"))).is_err());
     }

@@ -56,7 +56,9 @@ pub struct RandomConfig {
 #[derive(Clone, Copy, Debug)]
 pub enum ReplayTiming {
     /// The capture's own pace, sped up by a factor.
-    Original { speed: f64 },
+    Original {
+        speed: f64,
+    },
     Fast,
 }
 
@@ -224,12 +226,45 @@ struct World {
 }
 
 const FIRST: &[&str] = &[
-    "Johnny", "Tony", "Danella", "Mariska", "Hasheem", "Daven", "Joceline", "Vivia", "Heriberto",
-    "Herculie", "Ann", "Pieter", "Sanne", "Mikhail", "Ayu", "Li", "Chloé", "José", "Søren", "Zoë",
+    "Johnny",
+    "Tony",
+    "Danella",
+    "Mariska",
+    "Hasheem",
+    "Daven",
+    "Joceline",
+    "Vivia",
+    "Heriberto",
+    "Herculie",
+    "Ann",
+    "Pieter",
+    "Sanne",
+    "Mikhail",
+    "Ayu",
+    "Li",
+    "Chloé",
+    "José",
+    "Søren",
+    "Zoë",
 ];
 const LAST: &[&str] = &[
-    "Johnke", "Duffit", "Reinhard", "Ribbon", "Roon", "Capelin", "Eadon", "de Vries", "Müller",
-    "Ivanova", "Wijaya", "Wang", "Dubois", "Gonçalves", "Kowalski", "Østergaard", "Nakamura",
+    "Johnke",
+    "Duffit",
+    "Reinhard",
+    "Ribbon",
+    "Roon",
+    "Capelin",
+    "Eadon",
+    "de Vries",
+    "Müller",
+    "Ivanova",
+    "Wijaya",
+    "Wang",
+    "Dubois",
+    "Gonçalves",
+    "Kowalski",
+    "Østergaard",
+    "Nakamura",
 ];
 const COUNTRIES: &[&str] = &[
     "PT", "CA", "US", "RU", "ID", "CN", "NL", "DE", "FR", "AF", "BR", "SE", "CZ",
@@ -238,7 +273,12 @@ const SYLLABLES: &[&str] = &[
     "qa", "ze", "lo", "mi", "ru", "xa", "ve", "do", "ki", "sü", "ña", "bo", "té", "ly", "wo",
 ];
 const GENRES: &[&str] = &[
-    "Dramas", "Comedies", "Documentaries", "Reality TV", "TV Horror", "International Movies",
+    "Dramas",
+    "Comedies",
+    "Documentaries",
+    "Reality TV",
+    "TV Horror",
+    "International Movies",
 ];
 const USERS: usize = 50;
 const SHOWS: usize = 40;
@@ -391,7 +431,10 @@ impl Generator {
                     1 => write!(out, "id:{id}\nevent:{kind}\n\n"),
                     2 => write!(out, "id:{id}\nevent:{kind}\ndata:{{\"show\":\n\n"),
                     3 => write!(out, "id:{id}\nevent:{kind}\ndata:x{payload}\n\n"),
-                    _ => write!(out, "id:{id}\nevent:{kind}\ndata:{{\"event_date\":\"{date}\"}}\n\n"),
+                    _ => write!(
+                        out,
+                        "id:{id}\nevent:{kind}\ndata:{{\"event_date\":\"{date}\"}}\n\n"
+                    ),
                 }
             } else {
                 write!(out, "id:{id}\nevent:{kind}\ndata:{payload}\n\n")
@@ -461,7 +504,8 @@ impl Capture {
             .filter(|p| p.is_file())
             .collect();
         names.sort();
-        let mut timed: [Vec<(Option<String>, Bytes, Option<DateTime<Utc>>)>; 3] = Default::default();
+        let mut timed: [Vec<(Option<String>, Bytes, Option<DateTime<Utc>>)>; 3] =
+            Default::default();
         let mut found = false;
         for stream in Stream::ALL {
             let Some(path) = names.iter().find(|p| {
@@ -482,7 +526,8 @@ impl Capture {
         }
         if !found {
             return Err(err(
-                "no file named after sytflix, sytazon or sysney (e.g. sytflix-events.stream)".into(),
+                "no file named after sytflix, sytazon or sysney (e.g. sytflix-events.stream)"
+                    .into(),
             ));
         }
         let origin = timed.iter().flatten().filter_map(|m| m.2).min();
@@ -529,7 +574,9 @@ fn replay_body(
             let mut end = i + 1;
             while let Some(m) = messages.get(end) {
                 let due = match timing {
-                    ReplayTiming::Original { speed } => m.offset.saturating_sub(skipped).div_f64(speed),
+                    ReplayTiming::Original { speed } => {
+                        m.offset.saturating_sub(skipped).div_f64(speed)
+                    }
                     ReplayTiming::Fast => Duration::ZERO,
                 };
                 if due > now {
@@ -537,7 +584,10 @@ fn replay_body(
                 }
                 end += 1;
             }
-            let chunk: Vec<u8> = messages[i..end].iter().flat_map(|m| m.wire.iter().copied()).collect();
+            let chunk: Vec<u8> = messages[i..end]
+                .iter()
+                .flat_map(|m| m.wire.iter().copied())
+                .collect();
             Some((Bytes::from(chunk), end))
         }
     })
@@ -576,6 +626,9 @@ mod tests {
             Err(_) => bad += 1,
         });
         assert_eq!(good + bad, 1000);
-        assert!((50..150).contains(&bad), "{bad} malformed of 1000 at a 10 % share");
+        assert!(
+            (50..150).contains(&bad),
+            "{bad} malformed of 1000 at a 10 % share"
+        );
     }
 }

@@ -41,6 +41,9 @@ impl SseParser {
 
     /// Feeds the next chunk; `out` gets every message it completes.
     pub fn feed(&mut self, mut chunk: &[u8], out: &mut impl FnMut(SseMessage)) {
+        if chunk.is_empty() {
+            return;
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -177,7 +180,7 @@ mod tests {
 
     #[test]
     fn cr_only_line_ends_and_cr_lf_split_across_chunks() {
-        let got = feed_chunks(&[b"event:a\rdata:x\r", b"\n\r", b"\nevent:b\ndata:y\n\n"]);
+        let got = feed_chunks(&[b"event:a\rdata:x\r", b"", b"\n\r", b"\nevent:b\ndata:y\n\n"]);
         let events: Vec<_> = got.iter().map(|m| m.event.clone().unwrap()).collect();
         assert_eq!(events, ["a", "b"]);
         assert_eq!(got[0].data.as_deref(), Some("x"));

@@ -202,7 +202,9 @@ pub fn list_runs(c: &Connection, limit: u32, offset: u64) -> Result<Vec<Run>, Db
          LIMIT ?1 OFFSET ?2"
     ))?;
     let runs = stmt
-        .query_map(params![limit, offset as i64], |r| row_to_run(r).map(|x| x.0))?
+        .query_map(params![limit, offset as i64], |r| {
+            row_to_run(r).map(|x| x.0)
+        })?
         .collect::<Result<_, _>>()?;
     Ok(runs)
 }

@@ -1,1 +1,146 @@
-//! Domain `trips`.
+//! Domain `trips`: vehicle trips at 100-million-row scale — streaming CSV ingestion,
+//! similar-trip groups and exact weekly averages for a region or a bounding box.
+//!
+//! # Layout
+//! - [`parse`]: CSV rows → [`parse::TripRow`] (WKT points, UTC timestamps, names) or a reason.
+//! - [`engine`]: the pure computation — the 1/1024° Morton grid and its quadtree levels, ISO
+//!   weeks, decomposing a box into rollup cells plus raw edge ranges, group keys (H3 cells and
+//!   time-of-day buckets that wrap midnight), weekly averages.
+//! - [`store`]: all SQL — the schema (dictionaries, raw trips, rollups per week and cell, per
+//!   cell pair, per region, groups), loading with in-memory rollup deltas, removing a load,
+//!   and the queries.
+//! - [`ingest`]: files (one transaction each with the ledger) and streams (committed chunks
+//!   under a staging load), with push progress on the job.
+//! - [`api`]: native routes under `/api/v1/trips/…`.
+//! - [`compat`]: the replaced Flask system's `/vehicles…` routes, same shapes.
+//! - [`generate`]: deterministic realistic trips (hot spots, commute peaks, years, sources).
+//! - [`cli`]: glue for the `sluice` binary: `generate trips` and the demo.
+//!
+//! # Invariants
+//! - A trip's rollup contributions are written in the same transaction as the trip.
+//! - Box answers are exact: rollup cells are used only when fully inside the box; trips in
+//!   cells cut by the edge are checked one by one.
+//! - Rows of a load are found by the id ranges of its chunks (one chunk = one transaction of
+//!   the single writer, so ids are contiguous).
+
+pub mod api;
+pub mod cli;
+pub mod compat;
+pub mod engine;
+pub mod generate;
+pub mod ingest;
+pub mod parse;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_core::{Ctx, DbError, Domain, FileIngest, IngestError, JobHandle, Migration, Summary};
+
+use crate::engine::GroupConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TripsError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("invalid trips setting: {0}")]
+    Config(String),
+}
+
+impl From<rusqlite::Error> for TripsError {
+    fn from(e: rusqlite::Error) -> Self {
+        TripsError::Db(DbError::Sqlite(e))
+    }
+}
+
+/// Grouping settings from the `[trips]` table of the config file (`h3_resolution`,
+/// `bucket_minutes`), defaults resolution 7 and 60 minutes.
+pub fn group_config(ctx: &Ctx) -> Result<GroupConfig, TripsError> {
+    let t = ctx.settings.domain(ingest::DOMAIN);
+    let def = GroupConfig::default();
+    let res = match t.get("h3_resolution") {
+        None => u8::from(def.resolution),
+        Some(v) => v
+            .as_integer()
+            .and_then(|i| u8::try_from(i).ok())
+            .ok_or_else(|| TripsError::Config(format!("h3_resolution = {v} is not 0..15")))?,
+    };
+    let minutes = match t.get("bucket_minutes") {
+        None => def.bucket_minutes,
+        Some(v) => v
+            .as_integer()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| TripsError::Config(format!("bucket_minutes = {v} is not a number")))?,
+    };
+    GroupConfig::new(res, minutes).map_err(TripsError::Config)
+}
+
+/// The trips domain.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TripsDomain;
+
+impl Domain for TripsDomain {
+    fn name(&self) -> &'static str {
+        ingest::DOMAIN
+    }
+    fn migrations(&self) -> Vec<Migration> {
+        store::migrations()
+    }
+    fn router(&self, ctx: Ctx) -> axum::Router {
+        api::routes(ctx.clone()).merge(compat::routes(ctx, Arc::new(TripsIngest)))
+    }
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi;
+        let mut doc = api::TripsApi::openapi();
+        doc.merge(compat::CompatApi::openapi());
+        doc
+    }
+    fn file_ingest(&self) -> Option<Arc<dyn FileIngest>> {
+        Some(Arc::new(TripsIngest))
+    }
+}
+
+/// File and stream ingestion of trips CSVs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TripsIngest;
+
+fn to_ingest(e: TripsError) -> IngestError {
+    match e {
+        TripsError::Ingest(e) => e,
+        TripsError::Db(e) => IngestError::Db(e),
+        other => IngestError::Invalid(other.to_string()),
+    }
+}
+
+impl FileIngest for TripsIngest {
+    fn domain(&self) -> &'static str {
+        ingest::DOMAIN
+    }
+    fn accepts(&self, path: &Path) -> bool {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    }
+    fn ingest(
+        &self,
+        ctx: &Ctx,
+        files: &[PathBuf],
+        job: &JobHandle,
+    ) -> Result<Summary, IngestError> {
+        let cfg = group_config(ctx).map_err(to_ingest)?;
+        ingest::ingest_files(ctx, cfg, files, job)
+    }
+    fn ingest_reader(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        reader: &mut dyn std::io::BufRead,
+        job: &JobHandle,
+    ) -> Result<Summary, IngestError> {
+        let cfg = group_config(ctx).map_err(to_ingest)?;
+        ingest::ingest_stream(ctx, cfg, name, reader, job)
+    }
+}

@@ -1,0 +1,637 @@
+//! The computation, pure: the spatial grid and its quadtree levels, ISO weeks, the
+//! decomposition of a box into rollup cells and raw edge ranges, similar-trip group keys, and
+//! weekly averages from per-week counts.
+//!
+//! Grid: level 0 cells are 1/1024 degree; a level-k cell holds 4^k × 4^k level-0 cells.
+//! Cells are numbered in Morton (Z) order, so a level-k cell is the level-0 code shifted
+//! right by 4k bits and covers one contiguous range of level-0 codes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use crate::parse::{Point, Timestamp};
+
+/// Level-0 cells per degree.
+const CELLS_PER_DEGREE: f64 = 1024.0;
+/// Level-0 columns (360°) and rows (180°).
+const COLS: u32 = 360 * 1024;
+const ROWS: u32 = 180 * 1024;
+/// Rollup levels kept per trip end: 1 (1/256°) to 8 (64°).
+pub const ROLLUP_LEVELS: std::ops::RangeInclusive<u32> = 1..=8;
+/// Level of the (origin cell, destination cell) rollup used by `match=both`: 1/64°.
+pub const PAIR_LEVEL: u32 = 2;
+/// The whole grid fits in the cells of this level (256°).
+const TOP_LEVEL: u32 = 9;
+
+/// Spreads the low 20 bits of `v` to the even bits.
+fn spread(v: u32) -> u64 {
+    let mut x = u64::from(v) & 0xF_FFFF;
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+    x = (x | (x << 1)) & 0x5555_5555_5555_5555;
+    x
+}
+
+fn compact(mut x: u64) -> u32 {
+    x &= 0x5555_5555_5555_5555;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0F0F_0F0F_0F0F_0F0F;
+    x = (x | (x >> 4)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x >> 8)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x >> 16)) & 0x0000_0000_FFFF_FFFF;
+    x as u32
+}
+
+/// Morton code of column `x`, row `y`.
+pub fn morton(x: u32, y: u32) -> i64 {
+    (spread(x) | (spread(y) << 1)) as i64
+}
+
+/// Column and row of a Morton code.
+pub fn unmorton(code: i64) -> (u32, u32) {
+    let c = code as u64;
+    (compact(c), compact(c >> 1))
+}
+
+/// The west/south edge, in degrees, of level-0 column/row `i` (exact in f64).
+fn edge(i: u32, origin: f64) -> f64 {
+    f64::from(i) / CELLS_PER_DEGREE + origin
+}
+
+/// The level-0 index holding `v`, exact: edge(i) <= v < edge(i + 1), clamped to the grid.
+fn index_of(v: f64, origin: f64, count: u32) -> u32 {
+    let mut i = ((v - origin) * CELLS_PER_DEGREE)
+        .floor()
+        .clamp(0.0, f64::from(count - 1)) as u32;
+    // The subtraction may round across an edge; settle on the exact cell.
+    while i > 0 && edge(i, origin) > v {
+        i -= 1;
+    }
+    while i + 1 < count && edge(i + 1, origin) <= v {
+        i += 1;
+    }
+    i
+}
+
+/// The level-0 cell (Morton code) of a point.
+pub fn cell_of(p: Point) -> i64 {
+    morton(
+        index_of(p.lon(), -180.0, COLS),
+        index_of(p.lat(), -90.0, ROWS),
+    )
+}
+
+/// The level-`level` cell holding level-0 cell `cell0`.
+pub fn parent(cell0: i64, level: u32) -> i64 {
+    cell0 >> (4 * level)
+}
+
+/// An inclusive bounding box in degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BBox {
+    pub min_lon: f64,
+    pub min_lat: f64,
+    pub max_lon: f64,
+    pub max_lat: f64,
+}
+
+impl BBox {
+    /// `minLon,minLat,maxLon,maxLat`.
+    pub fn parse(s: &str) -> Result<BBox, String> {
+        let expected = "expected bbox=minLon,minLat,maxLon,maxLat in degrees";
+        let v: Vec<f64> = s
+            .split(',')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("`{s}`: {expected}"))?;
+        let [min_lon, min_lat, max_lon, max_lat] = v[..] else {
+            return Err(format!("`{s}`: {expected}"));
+        };
+        let lo = Point::new(min_lon, min_lat).map_err(|e| format!("`{s}`: {e}"))?;
+        let hi = Point::new(max_lon, max_lat).map_err(|e| format!("`{s}`: {e}"))?;
+        if lo.lon() > hi.lon() || lo.lat() > hi.lat() {
+            return Err(format!("`{s}`: min must not exceed max; {expected}"));
+        }
+        Ok(BBox {
+            min_lon,
+            min_lat,
+            max_lon,
+            max_lat,
+        })
+    }
+
+    pub fn contains(&self, lon: f64, lat: f64) -> bool {
+        (self.min_lon..=self.max_lon).contains(&lon) && (self.min_lat..=self.max_lat).contains(&lat)
+    }
+
+    /// How a level-`level` cell relates to the box. Points of a cell lie within its closed
+    /// rectangle, so `Inside` is exact and `Outside` is safe.
+    pub fn classify(&self, level: u32, cell: i64) -> Relation {
+        let (x, y) = unmorton(cell);
+        let side = 1u32 << (2 * level);
+        let (x0, x1) = (x * side, (x + 1) * side);
+        let (y0, y1) = (y * side, (y + 1) * side);
+        let (w, e) = (edge(x0, -180.0), edge(x1.min(COLS), -180.0));
+        let (s, n) = (edge(y0, -90.0), edge(y1.min(ROWS), -90.0));
+        if x0 >= COLS || y0 >= ROWS || w > self.max_lon || e < self.min_lon {
+            return Relation::Outside;
+        }
+        if s > self.max_lat || n < self.min_lat {
+            return Relation::Outside;
+        }
+        if self.min_lon <= w && e <= self.max_lon && self.min_lat <= s && n <= self.max_lat {
+            Relation::Inside
+        } else {
+            Relation::Cut
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    Inside,
+    Cut,
+    Outside,
+}
+
+/// A box as rollup cells fully inside it (any level from `min_level` up) plus ranges of
+/// level-0 codes whose trips must be checked one by one (the cells cut by the edge).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cover {
+    /// (level, cell) fully inside the box.
+    pub inside: Vec<(u32, i64)>,
+    /// Inclusive level-0 code ranges of the cut cells, narrowed to level-0 cells that meet
+    /// the box, merged when adjacent.
+    pub raw: Vec<(i64, i64)>,
+}
+
+/// Decomposes `bbox` into cells of levels `min_level..=8` and raw ranges. `has_data(level,
+/// cell)` prunes empty parts of the world early (it may say `true` when unsure).
+pub fn cover(bbox: &BBox, min_level: u32, has_data: &mut dyn FnMut(u32, i64) -> bool) -> Cover {
+    let mut out = Cover::default();
+    for top in 0..4i64 {
+        visit(bbox, TOP_LEVEL, top, min_level, has_data, &mut out);
+    }
+    out.raw = merge(std::mem::take(&mut out.raw));
+    out
+}
+
+fn visit(
+    bbox: &BBox,
+    level: u32,
+    cell: i64,
+    min_level: u32,
+    has_data: &mut dyn FnMut(u32, i64) -> bool,
+    out: &mut Cover,
+) {
+    let rel = bbox.classify(level, cell);
+    if rel == Relation::Outside {
+        return;
+    }
+    if level <= *ROLLUP_LEVELS.end() && !has_data(level, cell) {
+        return;
+    }
+    if rel == Relation::Inside && level >= min_level && ROLLUP_LEVELS.contains(&level) {
+        out.inside.push((level, cell));
+        return;
+    }
+    if level <= min_level && rel == Relation::Cut {
+        raw_ranges(bbox, level, cell, &mut out.raw);
+        return;
+    }
+    for child in 0..16 {
+        visit(
+            bbox,
+            level - 1,
+            (cell << 4) | child,
+            min_level,
+            has_data,
+            out,
+        );
+    }
+}
+
+/// The level-0 ranges under a cut cell that meet the box.
+fn raw_ranges(bbox: &BBox, level: u32, cell: i64, out: &mut Vec<(i64, i64)>) {
+    match bbox.classify(level, cell) {
+        Relation::Outside => {}
+        Relation::Inside => push_range(level, cell, out),
+        Relation::Cut if level == 0 => push_range(0, cell, out),
+        Relation::Cut => {
+            for child in 0..16 {
+                raw_ranges(bbox, level - 1, (cell << 4) | child, out);
+            }
+        }
+    }
+}
+
+/// Every level-0 range meeting `bbox`, merged (for scans of raw trips in a small area).
+pub fn ranges(bbox: &BBox) -> Vec<(i64, i64)> {
+    let mut raw = Vec::new();
+    for top in 0..4i64 {
+        raw_ranges(bbox, TOP_LEVEL, top, &mut raw);
+    }
+    merge(raw)
+}
+
+fn merge(mut raw: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    raw.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(raw.len());
+    for (a, b) in raw {
+        match merged.last_mut() {
+            Some(last) if last.1 + 1 >= a => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+fn push_range(level: u32, cell: i64, out: &mut Vec<(i64, i64)>) {
+    let shift = 4 * level;
+    out.push((cell << shift, ((cell + 1) << shift) - 1));
+}
+
+/// Which end of a trip must lie in the area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Match {
+    Origin,
+    Destination,
+    Both,
+    Either,
+}
+
+/// The denominator of a weekly average.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WeeksMode {
+    /// Weeks with at least one trip in the area (the replaced systems' rule; the default).
+    Active,
+    /// Every week from the first to the last week of the dataset (or of from/to).
+    Span,
+}
+
+/// A week index: weeks since the ISO week holding 1970-01-01, starting Monday 00:00 UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Week(pub i64);
+
+impl Week {
+    pub fn of(ts: Timestamp) -> Week {
+        // 1970-01-01 was a Thursday: its ISO week started on day -3.
+        Week((ts.secs().div_euclid(86_400) + 3).div_euclid(7))
+    }
+    pub fn monday(self) -> NaiveDate {
+        NaiveDate::from_ymd_opt(1970, 1, 1)
+            .expect("epoch")
+            .checked_add_signed(chrono::Duration::days(self.0 * 7 - 3))
+            .unwrap_or_default()
+    }
+    /// ISO year and week number.
+    pub fn iso(self) -> (i32, u32) {
+        let w = self.monday().iso_week();
+        (w.year(), w.week())
+    }
+    pub fn label(self) -> String {
+        let (y, w) = self.iso();
+        format!("{y}-W{w:02}")
+    }
+}
+
+/// One week of a series.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WeekCount {
+    /// ISO year of the week.
+    pub year: i32,
+    /// ISO week number.
+    pub week: u32,
+    /// `2018-W18`.
+    pub label: String,
+    /// Monday of the week (YYYY-MM-DD).
+    pub week_start: String,
+    pub trips: u64,
+}
+
+/// A weekly average with its parts.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct WeeklyAverage {
+    pub average: f64,
+    pub trips: u64,
+    pub weeks: u64,
+    pub weeks_mode: WeeksMode,
+    pub series: Vec<WeekCount>,
+}
+
+/// Builds the average from per-week counts. `span` is the inclusive week range of the
+/// dataset or the request (None when there is no data at all).
+pub fn weekly_average(
+    counts: &BTreeMap<Week, u64>,
+    mode: WeeksMode,
+    span: Option<(Week, Week)>,
+) -> WeeklyAverage {
+    let entry = |w: Week, n: u64| {
+        let (year, week) = w.iso();
+        WeekCount {
+            year,
+            week,
+            label: w.label(),
+            week_start: w.monday().to_string(),
+            trips: n,
+        }
+    };
+    let trips: u64 = counts.values().sum();
+    let series: Vec<WeekCount> = match (mode, span) {
+        (WeeksMode::Span, Some((a, b))) => (a.0..=b.0)
+            .map(|w| entry(Week(w), counts.get(&Week(w)).copied().unwrap_or(0)))
+            .collect(),
+        (WeeksMode::Span, None) => Vec::new(),
+        (WeeksMode::Active, _) => counts
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(&w, &n)| entry(w, n))
+            .collect(),
+    };
+    let weeks = series.len() as u64;
+    WeeklyAverage {
+        average: if weeks == 0 {
+            0.0
+        } else {
+            trips as f64 / weeks as f64
+        },
+        trips,
+        weeks,
+        weeks_mode: mode,
+        series,
+    }
+}
+
+/// Similar-trip grouping settings: H3 resolution and time-of-day bucket width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    pub resolution: h3o::Resolution,
+    /// Divides 1440.
+    pub bucket_minutes: u32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            resolution: h3o::Resolution::Seven,
+            bucket_minutes: 60,
+        }
+    }
+}
+
+impl GroupConfig {
+    pub fn new(resolution: u8, bucket_minutes: u32) -> Result<GroupConfig, String> {
+        let resolution = h3o::Resolution::try_from(resolution)
+            .map_err(|_| format!("h3_resolution {resolution} is not 0..15"))?;
+        if bucket_minutes == 0 || 1440 % bucket_minutes != 0 {
+            return Err(format!(
+                "bucket_minutes {bucket_minutes} must divide 1440 (e.g. 15, 30, 60, 120)"
+            ));
+        }
+        Ok(GroupConfig {
+            resolution,
+            bucket_minutes,
+        })
+    }
+
+    pub fn cell(&self, p: Point) -> u64 {
+        h3o::LatLng::new(p.lat(), p.lon())
+            .map(|ll| u64::from(ll.to_cell(self.resolution)))
+            .unwrap_or(0)
+    }
+
+    /// Buckets are centred on multiples of the width, so bucket 0 spans midnight
+    /// (23:30–00:30 for one hour): times either side of midnight fall together.
+    pub fn bucket(&self, ts: Timestamp) -> u32 {
+        let minute = (ts.secs().rem_euclid(86_400) / 60) as u32;
+        let w = self.bucket_minutes;
+        ((minute + w / 2) / w) % (1440 / w)
+    }
+
+    /// `HH:MM` start and end of a bucket.
+    pub fn bucket_span(&self, bucket: u32) -> (String, String) {
+        let w = self.bucket_minutes;
+        let start = (bucket * w + 1440 - w / 2) % 1440;
+        let end = (start + w) % 1440;
+        let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        (hm(start), hm(end))
+    }
+}
+
+/// Centre of an H3 cell as (lon, lat).
+pub fn h3_center(cell: u64) -> Option<(f64, f64)> {
+    let c = h3o::CellIndex::try_from(cell).ok()?;
+    let ll = h3o::LatLng::from(c);
+    Some((ll.lng(), ll.lat()))
+}
+
+/// A box holding an H3 cell (its vertices' extent, widened a little for the curved edges).
+pub fn h3_bbox(cell: u64) -> Option<BBox> {
+    let c = h3o::CellIndex::try_from(cell).ok()?;
+    let (mut w, mut s, mut e, mut n) = (180f64, 90f64, -180f64, -90f64);
+    for v in c.boundary().iter() {
+        w = w.min(v.lng());
+        e = e.max(v.lng());
+        s = s.min(v.lat());
+        n = n.max(v.lat());
+    }
+    let pad_x = (e - w) * 0.05;
+    let pad_y = (n - s) * 0.05;
+    Some(BBox {
+        min_lon: (w - pad_x).max(-180.0),
+        min_lat: (s - pad_y).max(-90.0),
+        max_lon: (e + pad_x).min(180.0),
+        max_lat: (n + pad_y).min(90.0),
+    })
+}
+
+/// A trip as the rollups see it: dictionary ids, week, level-0 cells and H3 cells.
+#[derive(Clone, Copy, Debug)]
+pub struct Keyed {
+    pub region: i64,
+    pub datasource: i64,
+    pub week: Week,
+    pub o_cell: i64,
+    pub d_cell: i64,
+    pub group: GroupKey,
+}
+
+/// The identity of a similar-trip group under one [`GroupConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub region: i64,
+    pub o_h3: u64,
+    pub d_h3: u64,
+    pub bucket: u32,
+}
+
+impl GroupConfig {
+    pub fn key(&self, region: i64, o: Point, d: Point, ts: Timestamp) -> GroupKey {
+        GroupKey {
+            region,
+            o_h3: self.cell(o),
+            d_h3: self.cell(d),
+            bucket: self.bucket(ts),
+        }
+    }
+}
+
+/// Rollup changes accumulated in memory between flushes, so that each rollup row is written
+/// once per chunk instead of once per trip.
+#[derive(Debug, Default)]
+pub struct Deltas {
+    pub trips: u64,
+    pub region: HashMap<i64, i64>,
+    pub datasource: HashMap<i64, i64>,
+    pub region_week: HashMap<(i64, Week), i64>,
+    /// (end, level-1 cell, week); coarser levels are derived at flush.
+    pub cell1: HashMap<(u8, i64, Week), i64>,
+    pub pair: HashMap<(i64, i64, Week), i64>,
+    pub groups: HashMap<GroupKey, (i64, Vec<(i64, i64)>)>,
+}
+
+impl Deltas {
+    pub fn add(&mut self, t: &Keyed) {
+        self.trips += 1;
+        *self.region.entry(t.region).or_default() += 1;
+        *self.datasource.entry(t.datasource).or_default() += 1;
+        *self.region_week.entry((t.region, t.week)).or_default() += 1;
+        *self
+            .cell1
+            .entry((0, parent(t.o_cell, 1), t.week))
+            .or_default() += 1;
+        *self
+            .cell1
+            .entry((1, parent(t.d_cell, 1), t.week))
+            .or_default() += 1;
+        let pair = (
+            parent(t.o_cell, PAIR_LEVEL),
+            parent(t.d_cell, PAIR_LEVEL),
+            t.week,
+        );
+        *self.pair.entry(pair).or_default() += 1;
+        let g = self.groups.entry(t.group).or_default();
+        g.0 += 1;
+        match g.1.iter_mut().find(|(ds, _)| *ds == t.datasource) {
+            Some((_, n)) => *n += 1,
+            None => g.1.push((t.datasource, 1)),
+        }
+    }
+
+    /// Per-level cell counts, sorted by key for B-tree friendly writes.
+    pub fn cells(&self) -> Vec<((u8, u32, i64, Week), i64)> {
+        let mut all: HashMap<(u8, u32, i64, Week), i64> = HashMap::new();
+        for (&(end, c1, week), &n) in &self.cell1 {
+            for level in ROLLUP_LEVELS {
+                *all.entry((end, level, c1 >> (4 * (level - 1)), week))
+                    .or_default() += n;
+            }
+        }
+        let mut v: Vec<_> = all.into_iter().collect();
+        v.sort_unstable_by_key(|e| e.0);
+        v
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.trips == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(lon: f64, lat: f64) -> Point {
+        Point::new(lon, lat).unwrap()
+    }
+
+    #[test]
+    fn morton_round_trips_and_cells_are_exact() {
+        for (x, y) in [(0, 0), (1, 2), (COLS - 1, ROWS - 1), (12345, 54321)] {
+            assert_eq!(unmorton(morton(x, y)), (x, y));
+        }
+        assert_eq!(unmorton(cell_of(p(-180.0, -90.0))), (0, 0));
+        assert_eq!(unmorton(cell_of(p(180.0, 90.0))), (COLS - 1, ROWS - 1));
+        // 14.25 is a cell edge: the point belongs to the cell starting there.
+        let (x, _) = unmorton(cell_of(p(14.25, 50.0)));
+        assert_eq!(edge(x, -180.0), 14.25);
+        let (x, _) = unmorton(cell_of(p(14.25 - 1e-12, 50.0)));
+        assert_eq!(edge(x + 1, -180.0), 14.25);
+    }
+
+    #[test]
+    fn cover_is_inside_plus_raw() {
+        let b = BBox::parse("14.2,49.9,14.45,50.2").unwrap();
+        let c = cover(&b, 1, &mut |_, _| true);
+        assert!(!c.inside.is_empty() && !c.raw.is_empty());
+        for &(level, cell) in &c.inside {
+            assert_eq!(b.classify(level, cell), Relation::Inside);
+            assert!(ROLLUP_LEVELS.contains(&level));
+        }
+        // A point well inside is covered by exactly one inside cell, not by the raw ranges.
+        let c0 = cell_of(p(14.3, 50.0));
+        let hits = c
+            .inside
+            .iter()
+            .filter(|&&(l, cell)| parent(c0, l) == cell)
+            .count();
+        assert_eq!(hits, 1);
+        assert!(!c.raw.iter().any(|&(a, z)| (a..=z).contains(&c0)));
+        // A point on the edge is in a raw range.
+        let e0 = cell_of(p(14.2, 50.0));
+        assert!(c.raw.iter().any(|&(a, z)| (a..=z).contains(&e0)));
+        assert_eq!(
+            cover(&BBox::parse("0,0,1,1").unwrap(), 1, &mut |_, _| false),
+            Cover::default()
+        );
+    }
+
+    #[test]
+    fn weeks_are_iso_weeks() {
+        let w = Week::of(Timestamp::parse("2018-05-06 23:59:59").unwrap());
+        assert_eq!(w.iso(), (2018, 18));
+        assert_eq!(w.monday().to_string(), "2018-04-30");
+        assert_eq!(
+            Week::of(Timestamp::parse("2018-05-07 00:00:00").unwrap()).0,
+            w.0 + 1
+        );
+        // ISO year differs from the calendar year at the turn of the year.
+        let w = Week::of(Timestamp::parse("2021-01-03 12:00:00").unwrap());
+        assert_eq!(w.label(), "2020-W53");
+        assert_eq!(
+            Week::of(Timestamp::from_secs(-1)).monday().to_string(),
+            "1969-12-29"
+        );
+    }
+
+    #[test]
+    fn averages_active_and_span() {
+        let counts: BTreeMap<Week, u64> = [(Week(10), 4), (Week(12), 2)].into();
+        let a = weekly_average(&counts, WeeksMode::Active, Some((Week(10), Week(13))));
+        assert_eq!((a.average, a.trips, a.weeks), (3.0, 6, 2));
+        let s = weekly_average(&counts, WeeksMode::Span, Some((Week(10), Week(13))));
+        assert_eq!((s.average, s.trips, s.weeks), (1.5, 6, 4));
+        assert_eq!(s.series[1].trips, 0);
+        let none = weekly_average(&BTreeMap::new(), WeeksMode::Active, None);
+        assert_eq!((none.average, none.weeks), (0.0, 0));
+    }
+
+    #[test]
+    fn buckets_wrap_midnight() {
+        let g = GroupConfig::default();
+        let at = |s: &str| g.bucket(Timestamp::parse(s).unwrap());
+        assert_eq!(at("2018-05-01 23:50:00"), at("2018-05-02 00:10:00"));
+        assert_eq!(at("2018-05-01 23:50:00"), 0);
+        assert_eq!(at("2018-05-01 08:29:59"), 8);
+        assert_eq!(at("2018-05-01 08:30:00"), 9);
+        assert_eq!(g.bucket_span(0), ("23:30".into(), "00:30".into()));
+        assert!(GroupConfig::new(7, 7).is_err());
+        assert!(GroupConfig::new(16, 60).is_err());
+    }
+}

@@ -1,0 +1,390 @@
+//! Streaming ingestion of trip CSVs: files in one transaction each (with their ledger entry),
+//! streams (stdin) in committed chunks under a staging load that becomes a ledger entry at
+//! the end, or is removed if the process dies first.
+//!
+//! Why chunks for streams: the content hash, and so the ledger's duplicate check, is only
+//! known at the end of a stream, and one transaction for 100 M rows would grow the WAL to the
+//! size of the database. Chunks keep the WAL small; the staging load keeps "exactly one copy"
+//! true: a stream that does not finish is removed (by id ranges) before the next ingestion,
+//! and a stream whose content turns out to be a duplicate removes itself.
+
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sluice_core::jobs::{FileResult, FileStatus};
+use sluice_core::ledger::{self, ContentHash, Counts, InputMeta, Outcome};
+use sluice_core::{Ctx, DbError, IngestError, JobHandle, Summary};
+
+use crate::engine::GroupConfig;
+use crate::parse::Header;
+use crate::store::{self, LoadId, Writer};
+
+pub const DOMAIN: &str = "trips";
+
+/// Rows per flush of in-memory rollups (and per committed chunk of a stream).
+const CHUNK_ROWS: u64 = 1 << 20;
+
+/// Counts bytes and hashes them as the CSV reader pulls them.
+struct Tap<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Per-input progress: rows, rejections, bytes and rows/s in the job's live summary.
+struct Progress<'a> {
+    job: &'a JobHandle,
+    summary: Summary,
+    file: FileResult,
+    started: Instant,
+    reported_bytes: u64,
+}
+
+impl<'a> Progress<'a> {
+    fn new(job: &'a JobHandle, summary: Summary, name: &str) -> Self {
+        Progress {
+            job,
+            summary,
+            file: FileResult {
+                name: name.to_owned(),
+                status: FileStatus::Ingested,
+                bytes: 0,
+                rows_accepted: 0,
+                rows_rejected: 0,
+                warnings: 0,
+                detail: None,
+            },
+            started: Instant::now(),
+            reported_bytes: 0,
+        }
+    }
+
+    fn reject(&mut self, line: u64, reason: String) {
+        self.file.rows_rejected += 1;
+        self.summary.reject(&self.file.name, line, reason);
+    }
+
+    fn report(&mut self, bytes: u64) {
+        self.job.add_done(bytes - self.reported_bytes);
+        self.reported_bytes = bytes;
+        let mut live = self.summary.clone();
+        live.rows_accepted += self.file.rows_accepted;
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        live.extra.insert(
+            "rows_per_s".into(),
+            serde_json::json!((self.file.rows_accepted as f64 / secs).round()),
+        );
+        live.extra
+            .insert("current_file".into(), serde_json::json!(self.file.name));
+        self.job.set_summary(live);
+    }
+
+    fn done(mut self, status: FileStatus, bytes: u64, detail: Option<String>) -> Summary {
+        if status == FileStatus::Duplicate || status == FileStatus::Rejected {
+            // Nothing of this input counts; its per-row rejections are not news either.
+            let name = self.file.name.clone();
+            self.summary.rows_rejected -= self.file.rows_rejected;
+            self.summary.rejections.retain(|r| r.file != name);
+            self.file.rows_accepted = 0;
+            self.file.rows_rejected = 0;
+        }
+        self.file.status = status;
+        self.file.bytes = bytes;
+        self.file.detail = detail;
+        self.summary.add_file(self.file);
+        self.summary
+    }
+}
+
+fn csv_reader<R: Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(r)
+}
+
+/// Reads the header; `Err` is why the whole input is rejected.
+fn header<R: Read>(rdr: &mut csv::Reader<R>, rec: &mut csv::ByteRecord) -> Result<Header, String> {
+    match rdr.read_byte_record(rec) {
+        Ok(true) => Header::parse(rec),
+        Ok(false) => Err("the input is empty (no header)".into()),
+        Err(e) => Err(format!("unreadable header: {e}")),
+    }
+}
+
+/// Pushes rows until the input ends or `max_rows` more were accepted. Returns whether the
+/// input ended.
+fn pump<R: Read>(
+    rdr: &mut csv::Reader<Tap<R>>,
+    rec: &mut csv::ByteRecord,
+    h: &Header,
+    w: &mut Writer<'_, '_>,
+    p: &mut Progress<'_>,
+    max_rows: u64,
+) -> Result<bool, IngestError> {
+    let stop_at = p.file.rows_accepted + max_rows;
+    loop {
+        let more = match rdr.read_byte_record(rec) {
+            Ok(more) => more,
+            Err(e) => match e.kind() {
+                csv::ErrorKind::Io(_) => {
+                    return Err(IngestError::Invalid(format!("{}: {e}", p.file.name)))
+                }
+                _ => {
+                    let line = e.position().map_or(0, |pos| pos.line());
+                    p.reject(line, format!("malformed CSV: {e}"));
+                    continue;
+                }
+            },
+        };
+        if !more {
+            return Ok(true);
+        }
+        let line = rec.position().map_or(0, |pos| pos.line());
+        match h.row(rec) {
+            Ok(row) => {
+                w.push(&row)?;
+                p.file.rows_accepted += 1;
+            }
+            Err(reason) => p.reject(line, reason),
+        }
+        let seen = p.file.rows_accepted + p.file.rows_rejected;
+        if seen % 65_536 == 0 {
+            p.report(rdr.get_ref().bytes);
+        }
+        if w.pending() >= CHUNK_ROWS {
+            w.flush()?;
+        }
+        if p.file.rows_accepted >= stop_at {
+            return Ok(false);
+        }
+    }
+}
+
+/// Removes staging loads left by dead processes, each in its own transaction.
+pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
+    let stale = ctx.db.read(store::stale_loads)?;
+    let mut removed = 0;
+    for load in stale {
+        removed += ctx.db.write(|c| {
+            let tx = c.transaction()?;
+            let n = store::remove_load(&tx, load)?;
+            tx.commit()?;
+            Ok::<_, DbError>(n)
+        })?;
+    }
+    if removed > 0 {
+        tracing::warn!(rows = removed, "removed rows of interrupted trips streams");
+    }
+    Ok(removed)
+}
+
+/// Ingests files, each atomically with its ledger entry.
+pub fn ingest_files(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    files: &[PathBuf],
+    job: &JobHandle,
+) -> Result<Summary, IngestError> {
+    cleanup(ctx)?;
+    let mut summary = Summary::default();
+    for path in files {
+        summary = ingest_file(ctx, cfg, path, job, summary)?;
+    }
+    Ok(summary)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+    move |source| IngestError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn ingest_file(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    path: &Path,
+    job: &JobHandle,
+    summary: Summary,
+) -> Result<Summary, IngestError> {
+    let meta = InputMeta::of_file(path).map_err(io_err(path))?;
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut p = Progress::new(job, summary, &meta.name);
+    let mut rdr = csv_reader(Tap {
+        inner: file,
+        hasher: blake3::Hasher::new(),
+        bytes: 0,
+    });
+    let mut rec = csv::ByteRecord::new();
+    let h = match header(&mut rdr, &mut rec) {
+        Ok(h) => h,
+        Err(why) => {
+            job.add_done(meta.size);
+            return Ok(p.done(FileStatus::Rejected, meta.size, Some(why)));
+        }
+    };
+    let outcome = ctx.db.write(|conn| {
+        ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
+            if let Some(old) = old {
+                if let Some(load) = store::load_of_file(tx, old.0)? {
+                    store::remove_load(tx, load)?;
+                }
+            }
+            let load = store::create_load(tx, &meta.name, Some(file_id.0), cfg)?;
+            let mut w = Writer::new(tx, load, cfg)?;
+            pump(&mut rdr, &mut rec, &h, &mut w, &mut p, u64::MAX)?;
+            w.flush()?;
+            Ok::<_, IngestError>(Counts {
+                accepted: p.file.rows_accepted,
+                rejected: p.file.rows_rejected,
+            })
+        })
+    })?;
+    p.report(meta.size);
+    Ok(match outcome {
+        Outcome::Done { status, .. } => p.done(status, meta.size, None),
+        Outcome::Duplicate { previous_name } => p.done(
+            FileStatus::Duplicate,
+            meta.size,
+            Some(format!("same content as `{previous_name}`")),
+        ),
+    })
+}
+
+/// Ingests one stream under `name`, in committed chunks (see the module doc).
+pub fn ingest_stream(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    name: &str,
+    reader: &mut dyn BufRead,
+    job: &JobHandle,
+) -> Result<Summary, IngestError> {
+    ingest_stream_chunked(ctx, cfg, name, reader, job, CHUNK_ROWS)
+}
+
+/// [`ingest_stream`] committing every `chunk_rows` accepted rows (tests use small chunks).
+pub fn ingest_stream_chunked(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    name: &str,
+    reader: &mut dyn BufRead,
+    job: &JobHandle,
+    chunk_rows: u64,
+) -> Result<Summary, IngestError> {
+    cleanup(ctx)?;
+    let mut p = Progress::new(job, Summary::default(), name);
+    let mut rdr = csv_reader(Tap {
+        inner: reader,
+        hasher: blake3::Hasher::new(),
+        bytes: 0,
+    });
+    let mut rec = csv::ByteRecord::new();
+    let h = match header(&mut rdr, &mut rec) {
+        Ok(h) => h,
+        Err(why) => {
+            let bytes = rdr.get_ref().bytes;
+            return Ok(p.done(FileStatus::Rejected, bytes, Some(why)));
+        }
+    };
+    let load = ctx.db.write(|c| {
+        let tx = c.transaction()?;
+        let load = store::create_load(&tx, name, None, cfg)?;
+        tx.commit()?;
+        Ok::<_, DbError>(load)
+    })?;
+    let result = stream_chunks(ctx, cfg, load, &mut rdr, &mut rec, &h, &mut p, chunk_rows);
+    let outcome = result.and_then(|()| {
+        // Drain what the CSV reader left unread so the hash covers every byte.
+        let tap = rdr.get_mut();
+        std::io::copy(tap, &mut std::io::sink())
+            .map_err(|e| IngestError::Invalid(format!("{name}: {e}")))?;
+        let meta = InputMeta {
+            name: name.to_owned(),
+            hash: ContentHash(tap.hasher.finalize().to_hex().to_string()),
+            size: tap.bytes,
+        };
+        let counts = Counts {
+            accepted: p.file.rows_accepted,
+            rejected: p.file.rows_rejected,
+        };
+        ctx.db.write(|conn| {
+            ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
+                if let Some(old) = old {
+                    if let Some(old_load) = store::load_of_file(tx, old.0)? {
+                        store::remove_load(tx, old_load)?;
+                    }
+                }
+                store::finish_load(tx, load, file_id.0)?;
+                Ok::<_, IngestError>(counts)
+            })
+        })
+    });
+    let bytes = rdr.get_ref().bytes;
+    let finished = match outcome {
+        Ok(Outcome::Done { status, .. }) => Ok(p.done(status, bytes, None)),
+        Ok(Outcome::Duplicate { previous_name }) => {
+            discard(ctx, load)?;
+            Ok(p.done(
+                FileStatus::Duplicate,
+                bytes,
+                Some(format!("same content as `{previous_name}`")),
+            ))
+        }
+        Err(e) => {
+            discard(ctx, load)?;
+            Err(e)
+        }
+    };
+    store::release(load);
+    finished
+}
+
+fn discard(ctx: &Ctx, load: LoadId) -> Result<(), DbError> {
+    ctx.db.write(|c| {
+        let tx = c.transaction()?;
+        store::remove_load(&tx, load)?;
+        tx.commit()?;
+        Ok(())
+    })
+}
+
+fn stream_chunks<R: Read>(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    load: LoadId,
+    rdr: &mut csv::Reader<Tap<R>>,
+    rec: &mut csv::ByteRecord,
+    h: &Header,
+    p: &mut Progress<'_>,
+    chunk_rows: u64,
+) -> Result<(), IngestError> {
+    loop {
+        let ended = ctx.db.write(|c| {
+            let tx = c.transaction()?;
+            let ended = {
+                let mut w = Writer::new(&tx, load, cfg)?;
+                let ended = pump(rdr, rec, h, &mut w, p, chunk_rows)?;
+                w.flush()?;
+                ended
+            };
+            tx.commit()?;
+            Ok::<_, IngestError>(ended)
+        })?;
+        p.report(rdr.get_ref().bytes);
+        if ended {
+            return Ok(());
+        }
+    }
+}

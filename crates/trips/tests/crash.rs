@@ -1,0 +1,179 @@
+//! kill -9 during ingestion, then a restart: exactly one copy of every row.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use sluice_core::DbError;
+use sluice_trips::cli::GeneratedReader;
+use sluice_trips::generate::Generator;
+use sluice_trips::store::{self, WeekRange};
+
+const ROWS: u64 = 30_000;
+
+fn child_exe() -> std::path::PathBuf {
+    // Examples are built by `cargo test` next to the test binaries' folder.
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("ingest_child")
+}
+
+fn generated() -> Vec<u8> {
+    let mut v = Vec::new();
+    GeneratedReader::new(Generator::new(5, 0.01), ROWS)
+        .read_to_end(&mut v)
+        .unwrap();
+    v
+}
+
+fn count(ctx: &sluice_core::Ctx, sql: &str) -> i64 {
+    ctx.db
+        .read(|c| c.query_row(sql, [], |r| r.get(0)).map_err(DbError::from))
+        .unwrap()
+}
+
+/// Runs the child until `ready` holds on the database, then kills it with SIGKILL.
+fn kill_when(dir: &std::path::Path, mode: &str, ready: &str) {
+    let mut child = Command::new(child_exe())
+        .args([dir.to_str().unwrap(), mode, &ROWS.to_string(), "2000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the ingest_child example is built by cargo test");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "started");
+    let ctx = common::ctx(dir);
+    while count(&ctx, ready) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child finished before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix.
+    child.wait().unwrap();
+}
+
+fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
+    assert_eq!(
+        count(ctx, "SELECT count(*) FROM trips_trip") as u64,
+        accepted
+    );
+    assert_eq!(
+        count(ctx, "SELECT sum(n) FROM trips_region_week") as u64,
+        accepted
+    );
+    assert_eq!(
+        count(ctx, "SELECT sum(n) FROM trips_region") as u64,
+        accepted
+    );
+    assert_eq!(
+        count(ctx, "SELECT sum(n) FROM trips_group") as u64,
+        accepted
+    );
+    assert_eq!(
+        count(ctx, "SELECT sum(n) FROM trips_pair_week") as u64,
+        accepted
+    );
+    assert_eq!(
+        count(
+            ctx,
+            "SELECT sum(n) FROM trips_cell_week WHERE end_ = 1 AND level = 8"
+        ) as u64,
+        accepted
+    );
+    assert_eq!(
+        count(
+            ctx,
+            "SELECT count(*) FROM trips_load WHERE state = 'staging'"
+        ),
+        0
+    );
+    let world = sluice_trips::engine::BBox::parse("-180,-90,180,90").unwrap();
+    let n: u64 = ctx
+        .db
+        .read(|c| {
+            store::weekly_bbox(
+                c,
+                &world,
+                sluice_trips::engine::Match::Either,
+                WeekRange::default(),
+            )
+        })
+        .unwrap()
+        .values()
+        .sum();
+    assert_eq!(n, accepted);
+}
+
+#[test]
+fn sigkill_during_a_stream_then_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Killed after some chunks were committed under the staging load.
+    kill_when(
+        dir.path(),
+        "stream",
+        "SELECT count(*) >= 3 FROM trips_chunk",
+    );
+    let ctx = common::ctx(dir.path());
+    assert!(count(&ctx, "SELECT count(*) FROM trips_trip") >= 6_000);
+    let s = common::ingest_stream(&ctx, "stream.csv", &generated());
+    assert_eq!(s.rows_accepted + s.rows_rejected, ROWS);
+    assert!(s.rows_rejected > 0);
+    assert_one_copy(&ctx, s.rows_accepted);
+    // And again: a duplicate, nothing changes.
+    let again = common::ingest_stream(&ctx, "other-name.csv", &generated());
+    assert_eq!(
+        again.files[0].status,
+        sluice_core::jobs::FileStatus::Duplicate
+    );
+    assert_one_copy(&ctx, s.rows_accepted);
+}
+
+#[test]
+fn sigkill_during_a_file_then_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(dir.path().join("big.csv"), generated()).unwrap();
+    // Killed inside the file's one transaction, once its WAL has grown.
+    let wal = dir.path().join("sluice.db-wal");
+    let mut child = Command::new(child_exe())
+        .args([
+            dir.path().to_str().unwrap(),
+            "file",
+            &ROWS.to_string(),
+            "2000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 1 << 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child finished before the kill"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ctx = common::ctx(dir.path());
+    assert_eq!(count(&ctx, "SELECT count(*) FROM trips_trip"), 0);
+    assert_eq!(count(&ctx, "SELECT count(*) FROM core_ledger"), 0);
+    let s = common::ingest_stream(
+        &ctx,
+        "big.csv",
+        &std::fs::read(dir.path().join("big.csv")).unwrap(),
+    );
+    assert_one_copy(&ctx, s.rows_accepted);
+}

@@ -1,0 +1,326 @@
+//! The sample file of the replaced system over real HTTP: the exact values of trips.md.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn avg(v: &Value) -> f64 {
+    v["average"].as_f64().unwrap()
+}
+
+#[tokio::test]
+async fn sample_gives_the_spec_values() {
+    let s = server().await;
+    let job = upload(&s, "trips.csv", std::fs::read(SAMPLE).unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["summary"]["rows_accepted"], 100);
+    assert_eq!(job["summary"]["rows_rejected"], 0);
+    assert_eq!(job["summary"]["files"][0]["status"], "ingested");
+
+    for (region, want) in [("Hamburg", 5.6), ("Prague", 6.8), ("Turin", 7.6)] {
+        let (st, v) = get(&s, &format!("/api/v1/trips/weekly-average?region={region}")).await;
+        assert_eq!(st, 200);
+        assert_eq!(avg(&v), want, "{region}: {v}");
+        assert_eq!(v["weeks"], 5);
+        assert_eq!(v["weeks_mode"], "active");
+    }
+    let (_, all) = get(&s, "/api/v1/trips/weekly-average").await;
+    assert_eq!(
+        (avg(&all), all["trips"].as_u64(), all["weeks"].as_u64()),
+        (20.0, Some(100), Some(5))
+    );
+    assert_eq!(all["from_week"], "2018-W18");
+    assert_eq!(all["to_week"], "2018-W22");
+
+    // Week 2018-W18 per region, natively and in the compat shape.
+    for (region, want) in [("Hamburg", 5), ("Prague", 10), ("Turin", 8)] {
+        let (_, v) = get(&s, &format!("/api/v1/trips/weekly-average?region={region}")).await;
+        let w18 = v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["label"] == "2018-W18")
+            .unwrap();
+        assert_eq!(w18["trips"], want, "{region}");
+        assert_eq!(w18["week_start"], "2018-04-30");
+    }
+    let (_, v) = get(&s, "/vehicles/weekly_trips/region").await;
+    let w18: Vec<(String, u64)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["week_number"] == 18 && r["year"] == 2018)
+        .map(|r| {
+            (
+                r["region"].as_str().unwrap().to_owned(),
+                r["freq_trip"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        w18,
+        vec![
+            ("Hamburg".into(), 5),
+            ("Prague".into(), 10),
+            ("Turin".into(), 8)
+        ]
+    );
+    let (_, v) = get(&s, "/vehicles/weekly_avg_trips/region").await;
+    let mut avgs: Vec<(String, f64)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["region"].as_str().unwrap().to_owned(),
+                r["freq_avg_weekly_trips"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    avgs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        avgs,
+        vec![
+            ("Hamburg".into(), 5.6),
+            ("Prague".into(), 6.8),
+            ("Turin".into(), 7.6)
+        ]
+    );
+
+    // The box of the spec in all four match modes.
+    for (m, want, trips) in [
+        ("origin", 3.6, 18),
+        ("destination", 2.75, 11),
+        ("both", 2.0, 8),
+        ("either", 4.2, 21),
+    ] {
+        let (st, v) = get(
+            &s,
+            &format!("/api/v1/trips/weekly-average?bbox=14.2,49.9,14.45,50.2&match={m}"),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(avg(&v), want, "{m}: {v}");
+        assert_eq!(v["trips"], trips, "{m}");
+    }
+    // Span: the dataset's five weeks.
+    let (_, v) = get(
+        &s,
+        "/api/v1/trips/weekly-average?bbox=14.2,49.9,14.45,50.2&match=destination&weeks=span",
+    )
+    .await;
+    assert_eq!((avg(&v), v["weeks"].as_u64()), (2.2, Some(5)));
+    // A box without trips: zero, not an error.
+    let (st, v) = get(&s, "/api/v1/trips/weekly-average?bbox=0,0,1,1").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (avg(&v), v["trips"].as_u64(), v["weeks"].as_u64()),
+        (0.0, Some(0), Some(0))
+    );
+    // from/to select whole ISO weeks.
+    let (_, v) = get(
+        &s,
+        "/api/v1/trips/weekly-average?region=Prague&from=2018-05-01&to=2018-05-06",
+    )
+    .await;
+    assert_eq!(
+        (v["trips"].as_u64(), v["weeks"].as_u64()),
+        (Some(10), Some(1))
+    );
+
+    // Counts.
+    let (_, v) = get(&s, "/vehicles/region/count").await;
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"count":38,"region":"Turin"},{"count":34,"region":"Prague"},{"count":28,"region":"Hamburg"}])
+    );
+    let (_, v) = get(&s, "/api/v1/trips/counts?by=datasource").await;
+    let total: u64 = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["trips"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 100);
+
+    // Row 1 with its full precision, in both APIs.
+    let (st, v) = get(&s, "/vehicles/1").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["region"], "Prague");
+    assert_eq!(v["datasource"], "funny_car");
+    assert_eq!(v["datetime"], "2018-05-28 09:03:40");
+    assert_eq!(v["origin_coord_point_x"].as_f64(), Some(14.4973794438195));
+    assert_eq!(v["origin_coord_point_y"].as_f64(), Some(50.00136875782316));
+    assert_eq!(
+        v["destination_coord_point_x"].as_f64(),
+        Some(14.43109483523328)
+    );
+    assert_eq!(
+        v["destination_coord_point_y"].as_f64(),
+        Some(50.04052930943246)
+    );
+    let (_, v) = get(&s, "/api/v1/trips/trips/1").await;
+    assert_eq!(v["datetime"], "2018-05-28T09:03:40Z");
+    assert_eq!(
+        v["origin"],
+        serde_json::json!([14.4973794438195, 50.00136875782316])
+    );
+    assert_eq!(get(&s, "/vehicles/101").await.0, 404);
+
+    // Compat filters.
+    let (_, v) = get(&s, "/vehicles?region=Prague&limit=100").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 34);
+    assert_eq!(
+        get(&s, "/vehicles").await.1["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    let (_, v) = get(
+        &s,
+        "/vehicles?origin_coord_x=14.4973794438195&origin_coord_y=50.00136875782316",
+    )
+    .await;
+    assert_eq!(v["data"][0]["id"], 1);
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    let (_, v) = get(&s, "/vehicles?destination_coord_point_x=14.43109483523328&destination_coord_point_y=50.04052930943246").await;
+    assert_eq!(v["data"][0]["id"], 1);
+    let (_, v) = get(
+        &s,
+        "/vehicles?date=2018-05-28&region=Prague&datasource=funny_car",
+    )
+    .await;
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["datetime"].as_str().unwrap().starts_with("2018-05-28")));
+    assert_eq!(v["data"][0]["id"], 1);
+
+    // Native list with a cursor.
+    let (_, p1) = get(&s, "/api/v1/trips/trips?limit=60").await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 60);
+    let next = p1["next_after"].as_i64().unwrap();
+    let (_, p2) = get(&s, &format!("/api/v1/trips/trips?limit=60&after={next}")).await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 40);
+    assert!(p2["next_after"].is_null());
+
+    // Groups: sizes add up to the trips, largest first, and a group lists its own trips.
+    let (_, g) = get(&s, "/api/v1/trips/groups?limit=1000").await;
+    let groups = g.as_array().unwrap();
+    let sizes: Vec<u64> = groups
+        .iter()
+        .map(|g| g["trips"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().sum::<u64>(), 100);
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]));
+    let first = &groups[0];
+    let (_, t) = get(&s, &format!("/api/v1/trips/groups/{}/trips", first["id"])).await;
+    assert_eq!(t["items"].as_array().unwrap().len() as u64, sizes[0]);
+    let ds: u64 = first["datasources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(ds, sizes[0]);
+
+    // Re-ingesting the same bytes is a no-op.
+    let again = upload(&s, "trips-copy.csv", std::fs::read(SAMPLE).unwrap()).await;
+    assert_eq!(again["summary"]["files"][0]["status"], "duplicate");
+    assert_eq!(again["summary"]["rows_accepted"], 0);
+    let (_, v) = get(&s, "/api/v1/trips/weekly-average").await;
+    assert_eq!(v["trips"], 100);
+}
+
+#[tokio::test]
+async fn bad_parameters_are_problems() {
+    let s = server().await;
+    for (path, param) in [
+        ("/vehicles/color/count", "column"),
+        ("/api/v1/trips/weekly-average?bbox=1,2,3", "bbox"),
+        ("/api/v1/trips/weekly-average?bbox=3,0,1,1", "bbox"),
+        ("/api/v1/trips/weekly-average?bbox=0,0,1,95", "bbox"),
+        (
+            "/api/v1/trips/weekly-average?bbox=0,0,1,1&match=middle",
+            "match",
+        ),
+        (
+            "/api/v1/trips/weekly-average?region=Turin&match=both",
+            "match",
+        ),
+        ("/api/v1/trips/weekly-average?weeks=all", "weeks"),
+        ("/api/v1/trips/weekly-average?from=yesterday", "from"),
+        ("/vehicles?date=28-05-2018", "date"),
+        ("/vehicles?limit=0", "limit"),
+        ("/vehicles/abc", "id"),
+        ("/api/v1/trips/trips?limit=5000", "limit"),
+        ("/api/v1/trips/counts?by=ts", "by"),
+    ] {
+        let resp = reqwest::get(s.url(path)).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["param"], param, "{path}: {v}");
+    }
+    let resp = reqwest::get(s.url("/vehicles?origin_coord_x=abc"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(get(&s, "/vehicles/ingest-data/status").await.0, 404);
+    assert_eq!(get(&s, "/api/v1/trips/groups/99").await.0, 404);
+}
+
+#[tokio::test]
+async fn post_vehicles_answers_at_once_and_the_status_streams() {
+    let s = server().await;
+    // Subscribe to the compat status stream before anything runs.
+    let stream = reqwest::Client::new()
+        .get(s.url("/vehicles/ingest-data/status"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let reader = tokio::spawn(read_sse(stream, |_, v| {
+        matches!(v["job"]["state"].as_str(), Some("succeeded" | "failed"))
+    }));
+
+    let inbox = s.data_dir().join("inbox/trips");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(SAMPLE, inbox.join("trips.csv")).unwrap();
+    let resp = reqwest::Client::new()
+        .post(s.url("/vehicles"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let job: Value = resp.json().await.unwrap();
+    assert_eq!(job["domain"], "trips");
+    assert!(matches!(job["state"].as_str(), Some("queued" | "running")));
+
+    let events = reader.await.unwrap();
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["type"], "job.succeeded", "{events:?}");
+    assert_eq!(last["job"]["summary"]["files"][0]["name"], "trips.csv");
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert!(kinds.contains(&"job.running"), "{kinds:?}");
+    assert_eq!(*kinds.last().unwrap(), "job.succeeded");
+    // The file may be ingested by the inbox watcher or by the POST: exactly one copy either way.
+    let (_, v) = get(&s, "/api/v1/trips/weekly-average").await;
+    assert_eq!(v["trips"], 100);
+    // The snapshot form.
+    let (st, v) = get(&s, "/vehicles/ingest-data/status").await;
+    assert_eq!(st, 200);
+    assert!(v["state"].as_str().is_some());
+}

@@ -1,31 +1,16 @@
--- Per-file partial state, so a late or re-delivered file updates its intervals exactly and a
--- replaced file's contribution can be removed.
+-- Per-file partial state of each 5-minute interval, so a late or re-delivered file updates
+-- its intervals exactly and a replaced file's contribution can be removed. `services` and
+-- `cells` are compact encodings (engine::codec): byte sums per service, and the sorted
+-- subscribers of every cell.
 CREATE TABLE network_file_interval (
     period_start INTEGER NOT NULL,
     file_id      INTEGER NOT NULL,
     rows         INTEGER NOT NULL,
+    services     BLOB NOT NULL,
+    cells        BLOB NOT NULL,
     PRIMARY KEY (period_start, file_id)
 ) WITHOUT ROWID;
 CREATE INDEX network_file_interval_file ON network_file_interval (file_id);
-
-CREATE TABLE network_file_service (
-    period_start INTEGER NOT NULL,
-    service_id   INTEGER NOT NULL,
-    file_id      INTEGER NOT NULL,
-    bytes        INTEGER NOT NULL,
-    PRIMARY KEY (period_start, service_id, file_id)
-) WITHOUT ROWID;
-CREATE INDEX network_file_service_file ON network_file_service (file_id);
-
--- users: a serialized 64-bit roaring bitmap of the msisdns seen in the cell.
-CREATE TABLE network_file_cell (
-    period_start INTEGER NOT NULL,
-    cell_id      INTEGER NOT NULL,
-    file_id      INTEGER NOT NULL,
-    users        BLOB NOT NULL,
-    PRIMARY KEY (period_start, cell_id, file_id)
-) WITHOUT ROWID;
-CREATE INDEX network_file_cell_file ON network_file_cell (file_id);
 
 -- 5-minute intervals whose KPIs must be recomputed (written in the file's transaction).
 CREATE TABLE network_dirty (period_start INTEGER PRIMARY KEY);

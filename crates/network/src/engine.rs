@@ -1,12 +1,11 @@
 //! The computation: a file is folded into mergeable per-interval state (byte sums per
-//! service, subscriber bitmaps per cell), and KPIs are the top entries of merged state.
-//! Hourly unique users are the cardinality of the union of the hour's bitmaps — exact, never
-//! a sum of 5-minute counts.
+//! service, the sorted set of subscribers per cell), and KPIs are the top entries of merged
+//! state. Hourly unique users are the size of the union of the hour's sets — exact, never a
+//! sum of 5-minute counts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
-use roaring::RoaringTreemap;
 use sluice_core::jobs::{Rejection, MAX_REJECTIONS};
 
 use crate::parse::{parse_row, Header, Line, Lines, PeriodStart, RowError};
@@ -16,18 +15,136 @@ use crate::parse::{parse_row, Header, Line, Lines, PeriodStart, RowError};
 pub struct IntervalState {
     pub rows: u64,
     pub service_bytes: HashMap<i64, u128>,
-    pub cell_users: HashMap<i64, RoaringTreemap>,
+    /// Subscribers (msisdn) per cell: sorted and without duplicates after [`Self::normalize`].
+    pub cell_users: HashMap<i64, Vec<u64>>,
 }
 
 impl IntervalState {
+    /// Adds `other`; call [`Self::normalize`] before counting.
     pub fn merge(&mut self, other: &IntervalState) {
         self.rows += other.rows;
         for (s, b) in &other.service_bytes {
             *self.service_bytes.entry(*s).or_default() += b;
         }
         for (c, users) in &other.cell_users {
-            *self.cell_users.entry(*c).or_default() |= users;
+            self.cell_users.entry(*c).or_default().extend_from_slice(users);
         }
+    }
+
+    /// Sorts and deduplicates every cell's subscribers (a union of the merged sets).
+    pub fn normalize(&mut self) {
+        for users in self.cell_users.values_mut() {
+            users.sort_unstable();
+            users.dedup();
+        }
+    }
+}
+
+/// Compact binary encoding of interval state for storage: LEB128 varints; ids zigzag-encoded
+/// and delta-coded in ascending order; subscribers delta-coded.
+pub mod codec {
+    use std::collections::HashMap;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("truncated or corrupt interval state")]
+    pub struct Corrupt;
+
+    fn put(out: &mut Vec<u8>, mut v: u128) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn get(buf: &mut &[u8]) -> Result<u128, Corrupt> {
+        let mut v: u128 = 0;
+        for shift in (0..128).step_by(7) {
+            let (&b, rest) = buf.split_first().ok_or(Corrupt)?;
+            *buf = rest;
+            v |= u128::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(Corrupt)
+    }
+
+    fn sorted_ids<V>(map: &HashMap<i64, V>) -> Vec<i64> {
+        let mut ids: Vec<i64> = map.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Ids ascend, so deltas are non-negative except the first, which is stored as is.
+    fn put_id(out: &mut Vec<u8>, prev: &mut i64, id: i64) {
+        let delta = id.wrapping_sub(*prev);
+        put(out, u128::from(((delta << 1) ^ (delta >> 63)) as u64));
+        *prev = id;
+    }
+
+    fn get_id(buf: &mut &[u8], prev: &mut i64) -> Result<i64, Corrupt> {
+        let z = u64::try_from(get(buf)?).map_err(|_| Corrupt)?;
+        let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        *prev = prev.wrapping_add(delta);
+        Ok(*prev)
+    }
+
+    pub fn encode_services(map: &HashMap<i64, u128>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(map.len() * 6);
+        let mut prev = 0;
+        for id in sorted_ids(map) {
+            put_id(&mut out, &mut prev, id);
+            put(&mut out, map[&id]);
+        }
+        out
+    }
+
+    pub fn decode_services(mut buf: &[u8], mut f: impl FnMut(i64, u128)) -> Result<(), Corrupt> {
+        let mut prev = 0;
+        while !buf.is_empty() {
+            let id = get_id(&mut buf, &mut prev)?;
+            f(id, get(&mut buf)?);
+        }
+        Ok(())
+    }
+
+    /// `map` must be normalized (sorted, deduplicated subscribers).
+    pub fn encode_cells(map: &HashMap<i64, Vec<u64>>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(map.values().map(|u| u.len() * 3 + 4).sum());
+        let mut prev = 0;
+        for id in sorted_ids(map) {
+            put_id(&mut out, &mut prev, id);
+            let users = &map[&id];
+            put(&mut out, users.len() as u128);
+            let mut last = 0u64;
+            for &u in users {
+                put(&mut out, u128::from(u - last));
+                last = u;
+            }
+        }
+        out
+    }
+
+    /// Appends each cell's subscribers to `into` (unsorted across calls: normalize after).
+    pub fn decode_cells(mut buf: &[u8], into: &mut HashMap<i64, Vec<u64>>) -> Result<(), Corrupt> {
+        let mut prev = 0;
+        while !buf.is_empty() {
+            let id = get_id(&mut buf, &mut prev)?;
+            let n = usize::try_from(get(&mut buf)?).map_err(|_| Corrupt)?;
+            if n > buf.len() {
+                return Err(Corrupt); // every subscriber takes at least one byte
+            }
+            let users = into.entry(id).or_default();
+            users.reserve(n);
+            let mut last = 0u64;
+            for _ in 0..n {
+                let d = u64::try_from(get(&mut buf)?).map_err(|_| Corrupt)?;
+                last = last.checked_add(d).ok_or(Corrupt)?;
+                users.push(last);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -111,7 +228,7 @@ pub fn fold_file(
         slot.cell_users
             .entry(flow.cell_id)
             .or_default()
-            .insert(flow.msisdn);
+            .push(flow.msisdn);
         if state.accepted % 65_536 == 0 {
             on_bytes(lines.bytes);
         }
@@ -123,6 +240,9 @@ pub fn fold_file(
             }
             std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&s),
         }
+    }
+    for s in state.intervals.values_mut() {
+        s.normalize();
     }
     on_bytes(lines.bytes);
     Ok(state)
@@ -143,6 +263,26 @@ pub fn top_k<V: Ord + Copy>(values: impl IntoIterator<Item = (i64, V)>, k: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codec_round_trips() {
+        let mut s = IntervalState::default();
+        s.service_bytes.insert(-3, u128::from(u64::MAX) * 3);
+        s.service_bytes.insert(7, 1);
+        s.cell_users.insert(1001, vec![5, 31_619_690_654, u64::MAX]);
+        s.cell_users.insert(-1, vec![0]);
+        let mut services = HashMap::new();
+        codec::decode_services(&codec::encode_services(&s.service_bytes), |k, v| {
+            services.insert(k, v);
+        })
+        .unwrap();
+        assert_eq!(services, s.service_bytes);
+        let mut cells = HashMap::new();
+        codec::decode_cells(&codec::encode_cells(&s.cell_users), &mut cells).unwrap();
+        assert_eq!(cells, s.cell_users);
+        assert!(codec::decode_cells(&[0x80], &mut cells).is_err());
+        assert!(codec::decode_cells(&[2, 200], &mut cells).is_err());
+    }
 
     #[test]
     fn ties_go_to_the_larger_id() {

@@ -1,13 +1,12 @@
 //! All SQL of the network domain.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use roaring::RoaringTreemap;
 use rusqlite::{params, Connection, Transaction};
 use sluice_core::ledger::FileId;
 use sluice_core::{DbError, Migration};
 
-use crate::engine::{top_k, FileState, IntervalState};
+use crate::engine::{codec, top_k, FileState, IntervalState};
 use crate::parse::{HOUR_MS, PERIOD_MS};
 
 pub fn migrations() -> Vec<Migration> {
@@ -26,8 +25,8 @@ pub enum StoreError {
     Db(#[from] DbError),
     #[error("a byte total exceeds 2^63 - 1 in the interval starting {0}")]
     Overflow(i64),
-    #[error("stored subscriber set is corrupt: {0}")]
-    Corrupt(String),
+    #[error("stored state of the interval starting {0} is corrupt")]
+    Corrupt(i64),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -66,13 +65,6 @@ impl Granularity {
     }
 }
 
-fn bitmap_bytes(b: &RoaringTreemap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.serialized_size());
-    b.serialize_into(&mut out)
-        .expect("writing to a Vec cannot fail");
-    out
-}
-
 fn to_i64(v: u128, period: i64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Overflow(period))
 }
@@ -91,32 +83,23 @@ pub fn write_file(
              SELECT period_start FROM network_file_interval WHERE file_id = ?1",
             [old.0],
         )?;
-        for table in ["network_file_interval", "network_file_service", "network_file_cell"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE file_id = ?1"), [old.0])?;
-        }
+        tx.execute("DELETE FROM network_file_interval WHERE file_id = ?1", [old.0])?;
     }
-    let mut ins_interval = tx.prepare_cached(
-        "INSERT INTO network_file_interval (period_start, file_id, rows) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut ins_service = tx.prepare_cached(
-        "INSERT INTO network_file_service (period_start, service_id, file_id, bytes)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut ins_cell = tx.prepare_cached(
-        "INSERT INTO network_file_cell (period_start, cell_id, file_id, users)
-         VALUES (?1, ?2, ?3, ?4)",
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO network_file_interval (period_start, file_id, rows, services, cells)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut dirty =
         tx.prepare_cached("INSERT OR IGNORE INTO network_dirty (period_start) VALUES (?1)")?;
     for (period, s) in &state.intervals {
         let p = period.millis();
-        ins_interval.execute(params![p, file.0, s.rows as i64])?;
-        for (service, bytes) in &s.service_bytes {
-            ins_service.execute(params![p, service, file.0, to_i64(*bytes, p)?])?;
-        }
-        for (cell, users) in &s.cell_users {
-            ins_cell.execute(params![p, cell, file.0, bitmap_bytes(users)])?;
-        }
+        ins.execute(params![
+            p,
+            file.0,
+            s.rows as i64,
+            codec::encode_services(&s.service_bytes),
+            codec::encode_cells(&s.cell_users)
+        ])?;
         dirty.execute([p])?;
     }
     Ok(())
@@ -148,58 +131,33 @@ pub fn recompute_dirty(conn: &mut Connection) -> Result<usize, StoreError> {
     Ok(periods.len() + hours.len())
 }
 
-/// Merged state of the 5-minute intervals in [start, start + len).
+/// Merged state of the 5-minute intervals in [start, start + len), and how many of them
+/// have rows.
 fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<(IntervalState, u32), StoreError> {
-    let end = start + len;
     let mut state = IntervalState::default();
-    let mut coverage = 0u32;
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT period_start, sum(rows) FROM network_file_interval
-             WHERE period_start >= ?1 AND period_start < ?2 GROUP BY period_start",
-        )?;
-        let mut rows = stmt.query([start, end])?;
-        while let Some(r) = rows.next()? {
-            let n: i64 = r.get(1)?;
-            state.rows += n as u64;
-            if n > 0 {
-                coverage += 1;
-            }
+    let mut with_rows = std::collections::BTreeSet::new();
+    let mut stmt = tx.prepare_cached(
+        "SELECT period_start, rows, services, cells FROM network_file_interval
+         WHERE period_start >= ?1 AND period_start < ?2",
+    )?;
+    let mut rows = stmt.query([start, start + len])?;
+    while let Some(r) = rows.next()? {
+        let period: i64 = r.get(0)?;
+        let n: i64 = r.get(1)?;
+        if n > 0 {
+            with_rows.insert(period);
         }
+        state.rows += n as u64;
+        let services = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+        codec::decode_services(services, |id, bytes| {
+            *state.service_bytes.entry(id).or_default() += bytes;
+        })
+        .map_err(|_| StoreError::Corrupt(period))?;
+        let cells = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+        codec::decode_cells(cells, &mut state.cell_users).map_err(|_| StoreError::Corrupt(period))?;
     }
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT service_id, sum(bytes) FROM network_file_service
-             WHERE period_start >= ?1 AND period_start < ?2 GROUP BY service_id",
-        )?;
-        let mut rows = stmt.query([start, end])?;
-        while let Some(r) = rows.next()? {
-            let bytes: i64 = r.get(1)?;
-            state.service_bytes.insert(r.get(0)?, bytes as u128);
-        }
-    }
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT cell_id, users FROM network_file_cell
-             WHERE period_start >= ?1 AND period_start < ?2",
-        )?;
-        let mut rows = stmt.query([start, end])?;
-        let mut cells: HashMap<i64, RoaringTreemap> = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let cell: i64 = r.get(0)?;
-            let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let users = RoaringTreemap::deserialize_from(blob)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            match cells.get_mut(&cell) {
-                Some(acc) => *acc |= users,
-                None => {
-                    cells.insert(cell, users);
-                }
-            }
-        }
-        state.cell_users = cells;
-    }
-    Ok((state, coverage))
+    state.normalize();
+    Ok((state, with_rows.len() as u32))
 }
 
 fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), StoreError> {

@@ -162,7 +162,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A duration as people write it: `20 s`, `1.5 s`, `250 ms`.
 pub fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else if ms > 1000 {
         format!("{:.1} s", ms as f64 / 1000.0)

@@ -484,6 +484,9 @@ struct Capture {
     streams: [Vec<ReplayMessage>; 3],
 }
 
+/// A loaded message: its id, its wire text, and its time when it is a well-formed event.
+type Timed = (Option<String>, Bytes, Option<DateTime<Utc>>);
+
 struct ReplayMessage {
     id: Option<String>,
     wire: Bytes,
@@ -504,8 +507,7 @@ impl Capture {
             .filter(|p| p.is_file())
             .collect();
         names.sort();
-        let mut timed: [Vec<(Option<String>, Bytes, Option<DateTime<Utc>>)>; 3] =
-            Default::default();
+        let mut timed: [Vec<Timed>; 3] = Default::default();
         let mut found = false;
         for stream in Stream::ALL {
             let Some(path) = names.iter().find(|p| {

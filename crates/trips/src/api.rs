@@ -313,19 +313,20 @@ impl WeeklyRequest {
                 ))
             }
         };
-        let m =
-            match q.match_.as_deref() {
-                None | Some("origin") => Match::Origin,
-                Some("destination") => Match::Destination,
-                Some("both") => Match::Both,
-                Some("either") => Match::Either,
-                Some(o) => return Err(ApiError::bad_param(
+        let m = match q.match_.as_deref() {
+            None | Some("origin") => Match::Origin,
+            Some("destination") => Match::Destination,
+            Some("both") => Match::Both,
+            Some("either") => Match::Either,
+            Some(o) => {
+                return Err(ApiError::bad_param(
                     "match",
                     format!(
                         "`{o}` is not a match mode; expected origin, destination, both or either"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let area = match (&q.region, &q.bbox) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_param(

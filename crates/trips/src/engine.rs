@@ -482,6 +482,9 @@ impl GroupConfig {
     }
 }
 
+/// A group's trip count and its (datasource id, count) pairs.
+pub type GroupDelta = (i64, Vec<(i64, i64)>);
+
 /// Rollup changes accumulated in memory between flushes, so that each rollup row is written
 /// once per chunk instead of once per trip.
 #[derive(Debug, Default)]
@@ -493,7 +496,7 @@ pub struct Deltas {
     /// (end, level-1 cell, week); coarser levels are derived at flush.
     pub cell1: HashMap<(u8, i64, Week), i64>,
     pub pair: HashMap<(i64, i64, Week), i64>,
-    pub groups: HashMap<GroupKey, (i64, Vec<(i64, i64)>)>,
+    pub groups: HashMap<GroupKey, GroupDelta>,
 }
 
 impl Deltas {

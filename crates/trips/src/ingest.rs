@@ -123,17 +123,47 @@ fn header<R: Read>(rdr: &mut csv::Reader<R>, rec: &mut csv::ByteRecord) -> Resul
     }
 }
 
+/// A CSV input past its header.
+struct Input<R> {
+    rdr: csv::Reader<Tap<R>>,
+    rec: csv::ByteRecord,
+    header: Header,
+}
+
+impl<R: Read> Input<R> {
+    /// Reads the header; `Err` is why the whole input is rejected (with the bytes read).
+    fn open(r: R) -> Result<Input<R>, (String, u64)> {
+        let mut rdr = csv_reader(Tap {
+            inner: r,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        });
+        let mut rec = csv::ByteRecord::new();
+        match header(&mut rdr, &mut rec) {
+            Ok(header) => Ok(Input { rdr, rec, header }),
+            Err(why) => Err((why, rdr.get_ref().bytes)),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.rdr.get_ref().bytes
+    }
+}
+
 /// Pushes rows until the input ends or `max_rows` more were accepted. Returns whether the
 /// input ended.
 fn pump<R: Read>(
-    rdr: &mut csv::Reader<Tap<R>>,
-    rec: &mut csv::ByteRecord,
-    h: &Header,
+    input: &mut Input<R>,
     w: &mut Writer<'_, '_>,
     p: &mut Progress<'_>,
     max_rows: u64,
 ) -> Result<bool, IngestError> {
     let stop_at = p.file.rows_accepted + max_rows;
+    let Input {
+        rdr,
+        rec,
+        header: h,
+    } = input;
     loop {
         let more = match rdr.read_byte_record(rec) {
             Ok(more) => more,
@@ -160,7 +190,7 @@ fn pump<R: Read>(
             Err(reason) => p.reject(line, reason),
         }
         let seen = p.file.rows_accepted + p.file.rows_rejected;
-        if seen % 65_536 == 0 {
+        if seen.is_multiple_of(65_536) {
             p.report(rdr.get_ref().bytes);
         }
         if w.pending() >= CHUNK_ROWS {
@@ -221,20 +251,15 @@ fn ingest_file(
 ) -> Result<Summary, IngestError> {
     let meta = InputMeta::of_file(path).map_err(io_err(path))?;
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut p = Progress::new(job, summary, &meta.name);
-    let mut rdr = csv_reader(Tap {
-        inner: file,
-        hasher: blake3::Hasher::new(),
-        bytes: 0,
-    });
-    let mut rec = csv::ByteRecord::new();
-    let h = match header(&mut rdr, &mut rec) {
-        Ok(h) => h,
-        Err(why) => {
+    let p = Progress::new(job, summary, &meta.name);
+    let mut input = match Input::open(file) {
+        Ok(input) => input,
+        Err((why, _)) => {
             job.add_done(meta.size);
             return Ok(p.done(FileStatus::Rejected, meta.size, Some(why)));
         }
     };
+    let mut p = p;
     let outcome = ctx.db.write(|conn| {
         ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
             if let Some(old) = old {
@@ -244,7 +269,7 @@ fn ingest_file(
             }
             let load = store::create_load(tx, &meta.name, Some(file_id.0), cfg)?;
             let mut w = Writer::new(tx, load, cfg)?;
-            pump(&mut rdr, &mut rec, &h, &mut w, &mut p, u64::MAX)?;
+            pump(&mut input, &mut w, &mut p, u64::MAX)?;
             w.flush()?;
             Ok::<_, IngestError>(Counts {
                 accepted: p.file.rows_accepted,
@@ -285,18 +310,9 @@ pub fn ingest_stream_chunked(
 ) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
     let mut p = Progress::new(job, Summary::default(), name);
-    let mut rdr = csv_reader(Tap {
-        inner: reader,
-        hasher: blake3::Hasher::new(),
-        bytes: 0,
-    });
-    let mut rec = csv::ByteRecord::new();
-    let h = match header(&mut rdr, &mut rec) {
-        Ok(h) => h,
-        Err(why) => {
-            let bytes = rdr.get_ref().bytes;
-            return Ok(p.done(FileStatus::Rejected, bytes, Some(why)));
-        }
+    let mut input = match Input::open(reader) {
+        Ok(input) => input,
+        Err((why, bytes)) => return Ok(p.done(FileStatus::Rejected, bytes, Some(why))),
     };
     let load = ctx.db.write(|c| {
         let tx = c.transaction()?;
@@ -304,10 +320,10 @@ pub fn ingest_stream_chunked(
         tx.commit()?;
         Ok::<_, DbError>(load)
     })?;
-    let result = stream_chunks(ctx, cfg, load, &mut rdr, &mut rec, &h, &mut p, chunk_rows);
+    let result = stream_chunks(ctx, cfg, load, &mut input, &mut p, chunk_rows);
     let outcome = result.and_then(|()| {
         // Drain what the CSV reader left unread so the hash covers every byte.
-        let tap = rdr.get_mut();
+        let tap = input.rdr.get_mut();
         std::io::copy(tap, &mut std::io::sink())
             .map_err(|e| IngestError::Invalid(format!("{name}: {e}")))?;
         let meta = InputMeta {
@@ -331,7 +347,7 @@ pub fn ingest_stream_chunked(
             })
         })
     });
-    let bytes = rdr.get_ref().bytes;
+    let bytes = input.bytes();
     let finished = match outcome {
         Ok(Outcome::Done { status, .. }) => Ok(p.done(status, bytes, None)),
         Ok(Outcome::Duplicate { previous_name }) => {
@@ -364,9 +380,7 @@ fn stream_chunks<R: Read>(
     ctx: &Ctx,
     cfg: GroupConfig,
     load: LoadId,
-    rdr: &mut csv::Reader<Tap<R>>,
-    rec: &mut csv::ByteRecord,
-    h: &Header,
+    input: &mut Input<R>,
     p: &mut Progress<'_>,
     chunk_rows: u64,
 ) -> Result<(), IngestError> {
@@ -375,14 +389,14 @@ fn stream_chunks<R: Read>(
             let tx = c.transaction()?;
             let ended = {
                 let mut w = Writer::new(&tx, load, cfg)?;
-                let ended = pump(rdr, rec, h, &mut w, p, chunk_rows)?;
+                let ended = pump(input, &mut w, p, chunk_rows)?;
                 w.flush()?;
                 ended
             };
             tx.commit()?;
             Ok::<_, IngestError>(ended)
         })?;
-        p.report(rdr.get_ref().bytes);
+        p.report(input.bytes());
         if ended {
             return Ok(());
         }

@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sluice_core::{DbError, Migration};
 
-use crate::engine::{self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, Week, PAIR_LEVEL};
+use crate::engine::{
+    self, BBox, Deltas, GroupConfig, GroupDelta, GroupKey, Keyed, Relation, Week, PAIR_LEVEL,
+};
 use crate::parse::{Point, Timestamp, TripRow};
 
 pub fn migrations() -> Vec<Migration> {
@@ -270,7 +272,7 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
     let mut del_sources =
         tx.prepare_cached("DELETE FROM trips_group_source WHERE group_id = ?1 AND n = 0")?;
     let mut del_group = tx.prepare_cached("DELETE FROM trips_group WHERE id = ?1")?;
-    let mut groups: Vec<(&GroupKey, &(i64, Vec<(i64, i64)>))> = d.groups.iter().collect();
+    let mut groups: Vec<(&GroupKey, &GroupDelta)> = d.groups.iter().collect();
     groups.sort_unstable_by_key(|g| g.0);
     for (k, (n, sources)) in groups {
         let (id, total): (i64, i64) = group.query_row(

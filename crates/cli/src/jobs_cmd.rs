@@ -55,7 +55,10 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
                     j.kind,
                     j.state.as_str(),
                     j.progress.done,
-                    j.progress.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
+                    j.progress
+                        .total
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "?".into()),
                     j.progress.unit,
                     j.created_at.format("%Y-%m-%d %H:%M:%S")
                 );
@@ -64,7 +67,9 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
         }
         JobsCmd::Show { id } => {
             let ctx = Ctx::open(settings)?;
-            let id = id.parse().with_context(|| format!("`{id}` is not a job id"))?;
+            let id = id
+                .parse()
+                .with_context(|| format!("`{id}` is not a job id"))?;
             match ctx.jobs.get(id)? {
                 Some(j) => {
                     println!("{}", serde_json::to_string_pretty(&j)?);
@@ -86,7 +91,11 @@ async fn follow(base: &str, id: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach {url}"))?;
     if !resp.status().is_success() {
-        bail!("{url}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        bail!(
+            "{url}: {} {}",
+            resp.status(),
+            resp.text().await.unwrap_or_default()
+        );
     }
     let mut bar = crate::progress::JobProgress::new("job");
     let mut stream = resp.bytes_stream();

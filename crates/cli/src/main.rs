@@ -53,17 +53,39 @@ enum Command {
     /// List, show or follow jobs.
     #[command(subcommand)]
     Jobs(jobs_cmd::JobsCmd),
+    /// Harvest the three live video-platform event streams until a stop condition (streams).
+    Harvest(sluice_streams::cli::HarvestArgs),
+    /// Serve simulated video-platform event streams (random or replayed captures).
+    Simulate(sluice_streams::cli::SimulateArgs),
+    /// Produce a report from the command line, with a progress bar.
+    #[command(subcommand)]
+    Report(ReportCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCmd {
+    /// Store uptime/downtime within business hours over the last hour, day and week (CSV).
+    Uptime(sluice_uptime::cli::ReportArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum GenerateCmd {
     /// A day of 5-minute flow files.
     Network(sluice_network::generate::GenerateArgs),
+    /// Vehicle trips (to stdout, or to --files files in --out).
+    Trips(sluice_trips::cli::GenerateArgs),
+    /// Store status polls, business hours and time zones (three CSVs).
+    Uptime(sluice_uptime::cli::GenerateArgs),
 }
 
 /// Every built-in domain.
 fn domains() -> Vec<Arc<dyn Domain>> {
-    vec![Arc::new(sluice_network::NetworkDomain)]
+    vec![
+        Arc::new(sluice_network::NetworkDomain),
+        Arc::new(sluice_trips::TripsDomain),
+        Arc::new(sluice_streams::StreamsDomain),
+        Arc::new(sluice_uptime::UptimeDomain),
+    ]
 }
 
 fn open(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<(Ctx, Vec<Arc<dyn Domain>>)> {
@@ -108,11 +130,86 @@ fn main() -> anyhow::Result<()> {
             eprintln!("wrote {} files to {}", files.len(), args.out.display());
             Ok(())
         }
+        Command::Generate(GenerateCmd::Trips(args)) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            sluice_trips::cli::generate(&args, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
+        Command::Generate(GenerateCmd::Uptime(args)) => {
+            let files = sluice_uptime::cli::generate(&args)?;
+            for f in files {
+                eprintln!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         Command::Jobs(cmd) => {
             let settings = settings::resolve(&cli.common, None)?;
             runtime()?.block_on(jobs_cmd::run(settings, cmd))
         }
+        Command::Harvest(args) => {
+            let (ctx, _) = open(&cli.common, None)?;
+            let summary = runtime()?.block_on(sluice_streams::cli::harvest(&ctx, args))?;
+            println!("{summary}");
+            Ok(())
+        }
+        Command::Simulate(args) => runtime()?
+            .block_on(sluice_streams::cli::simulate(args))
+            .map_err(Into::into),
+        Command::Report(ReportCmd::Uptime(args)) => {
+            let (ctx, _) = open(&cli.common, None)?;
+            report_uptime(&ctx, &args)
+        }
     }
+}
+
+/// `sluice report uptime`: the report as a job in this process, with a progress bar.
+fn report_uptime(ctx: &Ctx, args: &sluice_uptime::cli::ReportArgs) -> anyhow::Result<()> {
+    let job = ctx
+        .jobs
+        .create(sluice_core::jobs::NewJob::new("uptime", "report", "stores"))?;
+    let watcher = follow_in_process(ctx, job.id(), "uptime report");
+    job.start()?;
+    let result = sluice_uptime::cli::report(ctx, args, &job);
+    let summary = job.snapshot().summary;
+    let path = match result {
+        Ok(path) => {
+            job.succeed(summary)?;
+            path
+        }
+        Err(e) => {
+            job.fail(summary, e.to_string())?;
+            let _ = watcher.join();
+            return Err(e.into());
+        }
+    };
+    let _ = watcher.join();
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// Shows a progress bar for a job of this process until it ends.
+fn follow_in_process(
+    ctx: &Ctx,
+    id: sluice_core::JobId,
+    label: &str,
+) -> std::thread::JoinHandle<()> {
+    let mut rx = ctx.jobs.subscribe();
+    let label = label.to_owned();
+    std::thread::spawn(move || {
+        let mut bar = progress::JobProgress::new(&label);
+        while let Ok(ev) = rx.blocking_recv() {
+            if ev.job.id != id {
+                continue;
+            }
+            bar.update(&ev.job);
+            if ev.job.state.is_terminal() {
+                break;
+            }
+        }
+        bar.finish();
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -126,12 +223,17 @@ async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> a
     sluice_server::watch_inboxes(&ctx, &domains)?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    eprintln!("sluice serving {base} (data in {})", ctx.settings.data_dir.display());
+    eprintln!(
+        "sluice serving {base} (data in {})",
+        ctx.settings.data_dir.display()
+    );
     eprintln!("  {base}/api/v1/openapi.json   the API");
     eprintln!("  {base}/api/v1/jobs           jobs; live: curl -N {base}/api/v1/events");
     for t in &tries {
         match t.split_once(' ') {
-            Some((method, path)) if path.starts_with('/') => eprintln!("  {method} {base}{path}"),
+            Some((method, path)) if path.trim_start().starts_with('/') => {
+                eprintln!("  {method} {base}{}", path.trim_start())
+            }
             _ => eprintln!("  {t}"),
         }
     }
@@ -159,6 +261,14 @@ async fn demo(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let c = ctx.clone();
     eprintln!("demo: network — generating and ingesting three hours of flow files…");
     tries.extend(tokio::task::spawn_blocking(move || sluice_network::cli::demo(&c)).await??);
+    let c = ctx.clone();
+    eprintln!("demo: trips — generating and ingesting trips…");
+    tries.extend(tokio::task::spawn_blocking(move || sluice_trips::cli::demo(&c)).await??);
+    let c = ctx.clone();
+    eprintln!("demo: uptime — generating polls, ingesting, producing a report…");
+    tries.extend(tokio::task::spawn_blocking(move || sluice_uptime::cli::demo(&c)).await??);
+    eprintln!("demo: streams — harvesting the built-in simulator…");
+    tries.extend(sluice_streams::cli::demo(ctx).await?);
     Ok(tries)
 }
 
@@ -170,7 +280,9 @@ fn expand(paths: &[PathBuf], ingest: &dyn FileIngest) -> anyhow::Result<Vec<Path
         if meta.is_dir() {
             let mut inside: Vec<PathBuf> = std::fs::read_dir(p)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && !sluice_core::inbox::is_temporary(f) && ingest.accepts(f))
+                .filter(|f| {
+                    f.is_file() && !sluice_core::inbox::is_temporary(f) && ingest.accepts(f)
+                })
                 .collect();
             inside.sort();
             if inside.is_empty() {
@@ -194,7 +306,11 @@ fn ingest(
     let Some(d) = domains.iter().find(|d| d.name() == domain) else {
         bail!(
             "unknown domain `{domain}`; domains: {}",
-            domains.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+            domains
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let Some(ingest) = d.file_ingest() else {
@@ -204,28 +320,18 @@ fn ingest(
     if stdin && paths.len() > 1 {
         bail!("`-` (standard input) cannot be combined with other paths");
     }
-    let files = if stdin { Vec::new() } else { expand(paths, ingest.as_ref())? };
+    let files = if stdin {
+        Vec::new()
+    } else {
+        expand(paths, ingest.as_ref())?
+    };
     let job = if stdin {
-        ctx.jobs.create(sluice_core::jobs::NewJob::new(domain, "ingest", "bytes"))?
+        ctx.jobs
+            .create(sluice_core::jobs::NewJob::new(domain, "ingest", "bytes"))?
     } else {
         sluice_core::ingest::new_job(ctx, ingest.as_ref(), &files, None)?
     };
-    let id = job.id();
-    let mut rx = ctx.jobs.subscribe();
-    let label = format!("{domain} ingest");
-    let watcher = std::thread::spawn(move || {
-        let mut bar = progress::JobProgress::new(&label);
-        while let Ok(ev) = rx.blocking_recv() {
-            if ev.job.id != id {
-                continue;
-            }
-            bar.update(&ev.job);
-            if ev.job.state.is_terminal() {
-                break;
-            }
-        }
-        bar.finish();
-    });
+    let watcher = follow_in_process(ctx, job.id(), &format!("{domain} ingest"));
     let done = if stdin {
         run_stdin(ctx, ingest.as_ref(), name, job)
     } else {
@@ -237,10 +343,13 @@ fn ingest(
 
 fn run_stdin(ctx: &Ctx, ingest: &dyn FileIngest, name: &str, job: sluice_core::JobHandle) -> Job {
     if let Err(e) = job.start() {
-        return job.fail(Default::default(), e.to_string()).expect("job stored");
+        return job
+            .fail(Default::default(), e.to_string())
+            .expect("job stored");
     }
     let stdin = std::io::stdin();
-    let mut reader: Box<dyn BufRead> = Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()));
+    let mut reader: Box<dyn BufRead> =
+        Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()));
     let result = ingest.ingest_reader(ctx, name, &mut reader, &job);
     match result {
         Ok(summary) => job.succeed(summary),
@@ -256,7 +365,11 @@ fn run_stdin(ctx: &Ctx, ingest: &dyn FileIngest, name: &str, job: sluice_core::J
 fn report_job(job: &Job) -> anyhow::Result<()> {
     let s = &job.summary;
     for f in &s.files {
-        let detail = f.detail.as_deref().map(|d| format!(" — {d}")).unwrap_or_default();
+        let detail = f
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default();
         eprintln!(
             "  {:<44} {:<9} {} rows, {} rejected{detail}",
             f.name,
@@ -269,7 +382,11 @@ fn report_job(job: &Job) -> anyhow::Result<()> {
         eprintln!("  rejected {}:{}: {}", r.file, r.line, r.reason);
     }
     if s.rows_rejected as usize > s.rejections.len().min(10) {
-        eprintln!("  … `sluice jobs show {}` lists the first {} rejections", job.id, s.rejections.len());
+        eprintln!(
+            "  … `sluice jobs show {}` lists the first {} rejections",
+            job.id,
+            s.rejections.len()
+        );
     }
     let elapsed = match (job.started_at, job.finished_at) {
         (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
@@ -283,7 +400,12 @@ fn report_job(job: &Job) -> anyhow::Result<()> {
         s.rows_rejected
     );
     if job.state != JobState::Succeeded {
-        bail!("{}", job.error.clone().unwrap_or_else(|| "the job did not succeed".into()));
+        bail!(
+            "{}",
+            job.error
+                .clone()
+                .unwrap_or_else(|| "the job did not succeed".into())
+        );
     }
     Ok(())
 }

@@ -9,17 +9,30 @@ const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn sluice(data: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.arg("--data-dir").arg(data).args(args).env("SLUICE_LOG", "warn");
+    c.arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("SLUICE_LOG", "warn");
     c
 }
 
 fn run_ok(mut c: Command) {
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every stored KPI and interval, and the ledger's names, in a stable order.
-fn dump(data: &Path) -> (Vec<(i64, i64, i64, i64, i64, i64)>, Vec<(i64, i64, i64, i64)>, Vec<String>) {
+fn dump(
+    data: &Path,
+) -> (
+    Vec<(i64, i64, i64, i64, i64, i64)>,
+    Vec<(i64, i64, i64, i64)>,
+    Vec<String>,
+) {
     let c = rusqlite::Connection::open(data.join("sluice.db")).unwrap();
     let kpis = c
         .prepare("SELECT kpi, granularity, interval_start, rank, item_id, value FROM network_kpi ORDER BY 1,2,3,4")
@@ -29,7 +42,9 @@ fn dump(data: &Path) -> (Vec<(i64, i64, i64, i64, i64, i64)>, Vec<(i64, i64, i64
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let intervals = c
-        .prepare("SELECT granularity, interval_start, rows, coverage FROM network_interval ORDER BY 1,2")
+        .prepare(
+            "SELECT granularity, interval_start, rows, coverage FROM network_interval ORDER BY 1,2",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
@@ -50,15 +65,41 @@ fn sigkill_mid_file_then_restart_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in");
     // Two small files, then one large one (the generator writes one period per file).
-    run_ok(sluice(tmp.path(), &[
-        "generate", "network", "--periods", "2", "--parts", "1", "--rows-per-file", "2000",
-        "--seed", "3", "--out", input.to_str().unwrap(),
-    ]));
+    run_ok(sluice(
+        tmp.path(),
+        &[
+            "generate",
+            "network",
+            "--periods",
+            "2",
+            "--parts",
+            "1",
+            "--rows-per-file",
+            "2000",
+            "--seed",
+            "3",
+            "--out",
+            input.to_str().unwrap(),
+        ],
+    ));
     let big = tmp.path().join("big");
-    run_ok(sluice(tmp.path(), &[
-        "generate", "network", "--periods", "3", "--parts", "1", "--rows-per-file", "400000",
-        "--seed", "4", "--out", big.to_str().unwrap(),
-    ]));
+    run_ok(sluice(
+        tmp.path(),
+        &[
+            "generate",
+            "network",
+            "--periods",
+            "3",
+            "--parts",
+            "1",
+            "--rows-per-file",
+            "400000",
+            "--seed",
+            "4",
+            "--out",
+            big.to_str().unwrap(),
+        ],
+    ));
     let last = std::fs::read_dir(&big)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -67,7 +108,10 @@ fn sigkill_mid_file_then_restart_equals_an_uninterrupted_run() {
     std::fs::rename(&last, input.join(last.file_name().unwrap())).unwrap();
 
     let reference = tmp.path().join("reference");
-    run_ok(sluice(&reference, &["ingest", "network", input.to_str().unwrap()]));
+    run_ok(sluice(
+        &reference,
+        &["ingest", "network", input.to_str().unwrap()],
+    ));
 
     let crashed = tmp.path().join("crashed");
     let mut child = sluice(&crashed, &["ingest", "network", input.to_str().unwrap()])
@@ -95,15 +139,22 @@ fn sigkill_mid_file_then_restart_equals_an_uninterrupted_run() {
     let (done, total) = killed_at.expect("the ingest was killed mid-way");
     assert!(!status.success(), "killed at {done}/{total}");
 
-    run_ok(sluice(&crashed, &["ingest", "network", input.to_str().unwrap()]));
+    run_ok(sluice(
+        &crashed,
+        &["ingest", "network", input.to_str().unwrap()],
+    ));
     let (a, b) = (dump(&reference), dump(&crashed));
     assert!(!a.0.is_empty());
     assert_eq!(a.2.len(), 3);
     assert_eq!(a, b);
 
     // The killed job is not left running.
-    let out = sluice(&crashed, &["jobs", "list", "--state", "running"]).output().unwrap();
+    let out = sluice(&crashed, &["jobs", "list", "--state", "running"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
-    let out = sluice(&crashed, &["jobs", "list", "--state", "failed"]).output().unwrap();
+    let out = sluice(&crashed, &["jobs", "list", "--state", "failed"])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }

@@ -172,7 +172,9 @@ async fn query_kpi(
             });
         }
         let entry = match kpi {
-            Kpi::TopServices => json!({"rank": r.rank, "service_id": r.item_id, "total_bytes": r.value}),
+            Kpi::TopServices => {
+                json!({"rank": r.rank, "service_id": r.item_id, "total_bytes": r.value})
+            }
             Kpi::TopCells => json!({"rank": r.rank, "cell_id": r.item_id, "unique_users": r.value}),
         };
         items.last_mut().expect("pushed above").top.push(entry);

@@ -135,7 +135,11 @@ async fn django_kpi(
     let kpi = match id.as_str() {
         "1" => Kpi::TopServices,
         "2" => Kpi::TopCells,
-        _ => return Err(ApiError::not_found(format!("no KPI with id `{id}` (ids: 1, 2)"))),
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "no KPI with id `{id}` (ids: 1, 2)"
+            )))
+        }
     };
     let granularity = match p.interval.as_deref() {
         None | Some("") => None,
@@ -151,14 +155,8 @@ async fn django_kpi(
     let q = KpiQuery {
         kpi,
         granularity,
-        from: time_param(
-            "interval_start_timestamp__gte",
-            p.start_gte.as_deref(),
-        )?,
-        to: time_param(
-            "interval_end_timestamp__lte",
-            p.end_lte.as_deref(),
-        )?,
+        from: time_param("interval_start_timestamp__gte", p.start_gte.as_deref())?,
+        to: time_param("interval_end_timestamp__lte", p.end_lte.as_deref())?,
         max_rank: COMPAT_TOP,
         offset: 0,
         limit: None,

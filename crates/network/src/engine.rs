@@ -3,20 +3,24 @@
 //! state. Hourly unique users are the size of the union of the hour's sets — exact, never a
 //! sum of 5-minute counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use sluice_core::jobs::{Rejection, MAX_REJECTIONS};
 
 use crate::parse::{parse_row, Header, Line, Lines, PeriodStart, RowError};
 
+/// Ids are small integers chosen by the data supplier, not an attacker: a fast non-keyed hash
+/// is safe here and is the largest single saving of the parse loop.
+pub type Map<K, V> = rustc_hash::FxHashMap<K, V>;
+
 /// Mergeable state of one 5-minute interval (from one file, or merged).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct IntervalState {
     pub rows: u64,
-    pub service_bytes: HashMap<i64, u128>,
+    pub service_bytes: Map<i64, u128>,
     /// Subscribers (msisdn) per cell: sorted and without duplicates after [`Self::normalize`].
-    pub cell_users: HashMap<i64, Vec<u64>>,
+    pub cell_users: Map<i64, Vec<u64>>,
 }
 
 impl IntervalState {
@@ -27,7 +31,10 @@ impl IntervalState {
             *self.service_bytes.entry(*s).or_default() += b;
         }
         for (c, users) in &other.cell_users {
-            self.cell_users.entry(*c).or_default().extend_from_slice(users);
+            self.cell_users
+                .entry(*c)
+                .or_default()
+                .extend_from_slice(users);
         }
     }
 
@@ -43,7 +50,7 @@ impl IntervalState {
 /// Compact binary encoding of interval state for storage: LEB128 varints; ids zigzag-encoded
 /// and delta-coded in ascending order; subscribers delta-coded.
 pub mod codec {
-    use std::collections::HashMap;
+    use super::Map;
 
     #[derive(Debug, thiserror::Error)]
     #[error("truncated or corrupt interval state")]
@@ -70,7 +77,7 @@ pub mod codec {
         Err(Corrupt)
     }
 
-    fn sorted_ids<V>(map: &HashMap<i64, V>) -> Vec<i64> {
+    fn sorted_ids<V>(map: &Map<i64, V>) -> Vec<i64> {
         let mut ids: Vec<i64> = map.keys().copied().collect();
         ids.sort_unstable();
         ids
@@ -90,7 +97,7 @@ pub mod codec {
         Ok(*prev)
     }
 
-    pub fn encode_services(map: &HashMap<i64, u128>) -> Vec<u8> {
+    pub fn encode_services(map: &Map<i64, u128>) -> Vec<u8> {
         let mut out = Vec::with_capacity(map.len() * 6);
         let mut prev = 0;
         for id in sorted_ids(map) {
@@ -110,7 +117,7 @@ pub mod codec {
     }
 
     /// `map` must be normalized (sorted, deduplicated subscribers).
-    pub fn encode_cells(map: &HashMap<i64, Vec<u64>>) -> Vec<u8> {
+    pub fn encode_cells(map: &Map<i64, Vec<u64>>) -> Vec<u8> {
         let mut out = Vec::with_capacity(map.values().map(|u| u.len() * 3 + 4).sum());
         let mut prev = 0;
         for id in sorted_ids(map) {
@@ -127,7 +134,7 @@ pub mod codec {
     }
 
     /// Appends each cell's subscribers to `into` (unsorted across calls: normalize after).
-    pub fn decode_cells(mut buf: &[u8], into: &mut HashMap<i64, Vec<u64>>) -> Result<(), Corrupt> {
+    pub fn decode_cells(mut buf: &[u8], into: &mut Map<i64, Vec<u64>>) -> Result<(), Corrupt> {
         let mut prev = 0;
         while !buf.is_empty() {
             let id = get_id(&mut buf, &mut prev)?;
@@ -180,9 +187,7 @@ pub fn fold_file(
     let mut state = FileState::default();
     let header = match lines.next_line()? {
         None => return Ok(state), // an empty file is fine
-        Some(Line::TooLong) => {
-            return Err(FileError::Header("the header line is too long".into()))
-        }
+        Some(Line::TooLong) => return Err(FileError::Header("the header line is too long".into())),
         Some(Line::Text(h)) => Header::parse(h).map_err(FileError::Header)?,
     };
     let mut fields = Vec::with_capacity(header.fields());
@@ -271,13 +276,13 @@ mod tests {
         s.service_bytes.insert(7, 1);
         s.cell_users.insert(1001, vec![5, 31_619_690_654, u64::MAX]);
         s.cell_users.insert(-1, vec![0]);
-        let mut services = HashMap::new();
+        let mut services = Map::default();
         codec::decode_services(&codec::encode_services(&s.service_bytes), |k, v| {
             services.insert(k, v);
         })
         .unwrap();
         assert_eq!(services, s.service_bytes);
-        let mut cells = HashMap::new();
+        let mut cells = Map::default();
         codec::decode_cells(&codec::encode_cells(&s.cell_users), &mut cells).unwrap();
         assert_eq!(cells, s.cell_users);
         assert!(codec::decode_cells(&[0x80], &mut cells).is_err());

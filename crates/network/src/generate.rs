@@ -91,11 +91,12 @@ pub fn generate(args: &GenerateArgs) -> Result<Vec<PathBuf>, GenerateError> {
             let path = args
                 .out
                 .join(format!("ipflow_data.ts-{}.{part}.txt", start + PERIOD_MS));
-            write_file(&path, args, start, u64::from(p) << 8 | u64::from(part))
-                .map_err(|source| GenerateError::Io {
+            write_file(&path, args, start, u64::from(p) << 8 | u64::from(part)).map_err(
+                |source| GenerateError::Io {
                     path: path.clone(),
                     source,
-                })?;
+                },
+            )?;
             Ok(path)
         })
         .collect()

@@ -3,7 +3,7 @@
 //! intervals are recomputed from the stored per-file state.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -40,16 +40,31 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-fn open(path: &Path, gzip: bool) -> std::io::Result<Box<dyn BufRead>> {
-    let file = File::open(path)?;
-    Ok(if gzip {
+/// Hashes the delivered bytes while they are parsed, saving a second pass over the file.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+fn open<'a>(file: &'a mut Hashing<File>, gzip: bool) -> Box<dyn BufRead + 'a> {
+    if gzip {
         Box::new(BufReader::with_capacity(
             1 << 16,
             flate2::read::MultiGzDecoder::new(file),
         ))
     } else {
         Box::new(BufReader::with_capacity(1 << 16, file))
-    })
+    }
 }
 
 enum Folded {
@@ -62,17 +77,34 @@ fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, Ing
         path: path.to_owned(),
         source,
     };
-    let meta = InputMeta::of_file(path).map_err(io)?;
-    let reader = open(path, name.gzip).map_err(io)?;
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    let mut file = Hashing {
+        inner: File::open(path).map_err(io)?,
+        hasher: blake3::Hasher::new(),
+        size: 0,
+    };
     let mut reported = 0u64;
-    let size = meta.size;
-    let result = fold_file(&meta.name, reader, Some(name.period_end), |bytes| {
-        // Compressed files report decompressed bytes: cap at the file size.
-        let now = bytes.min(size);
-        job.add_done(now - reported);
-        reported = now;
-    });
-    job.add_done(size - reported);
+    let result = fold_file(
+        &file_name(path),
+        open(&mut file, name.gzip),
+        Some(name.period_end),
+        |bytes| {
+            // Compressed files report decompressed bytes: cap at the file size.
+            let now = bytes.min(size);
+            job.add_done(now - reported);
+            reported = now;
+        },
+    );
+    job.add_done(size.saturating_sub(reported));
+    // A file rejected early was not read to its end; its hash is never used.
+    if result.is_ok() {
+        std::io::copy(&mut file, &mut std::io::sink()).map_err(io)?;
+    }
+    let meta = InputMeta {
+        name: file_name(path),
+        hash: ledger::ContentHash(file.hasher.finalize().to_hex().to_string()),
+        size: file.size.max(size),
+    };
     match result {
         Ok(state) => Ok(Folded::Ready(meta, state)),
         Err(FileError::Header(reason)) => Ok(Folded::Rejected(meta, reason)),
@@ -81,7 +113,12 @@ fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, Ing
 }
 
 /// Writes one folded file; returns its result line.
-fn commit(ctx: &Ctx, job: &JobHandle, meta: &InputMeta, state: &FileState) -> Result<FileResult, IngestError> {
+fn commit(
+    ctx: &Ctx,
+    job: &JobHandle,
+    meta: &InputMeta,
+    state: &FileState,
+) -> Result<FileResult, IngestError> {
     let outcome = ctx.db.write(|conn| {
         ledger::ingest_atomically(conn, DOMAIN, meta, Some(job.id()), |tx, id, replaced| {
             store::write_file(tx, id, replaced, state)?;
@@ -113,7 +150,9 @@ fn commit(ctx: &Ctx, job: &JobHandle, meta: &InputMeta, state: &FileState) -> Re
             rows_accepted: 0,
             rows_rejected: 0,
             warnings: 0,
-            detail: Some(format!("same content as `{previous_name}`, already ingested")),
+            detail: Some(format!(
+                "same content as `{previous_name}`, already ingested"
+            )),
         },
     })
 }
@@ -138,7 +177,12 @@ impl FileIngest for NetworkIngest {
         FlowFileName::parse(&file_name(path)).is_some()
     }
 
-    fn ingest(&self, ctx: &Ctx, files: &[PathBuf], job: &JobHandle) -> Result<Summary, IngestError> {
+    fn ingest(
+        &self,
+        ctx: &Ctx,
+        files: &[PathBuf],
+        job: &JobHandle,
+    ) -> Result<Summary, IngestError> {
         // Left dirty by a crash between a file's transaction and its recomputation.
         recompute(ctx)?;
         let mut summary = Summary::default();

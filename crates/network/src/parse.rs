@@ -393,8 +393,17 @@ mod tests {
                 gzip: false
             })
         );
-        assert!(FlowFileName::parse("ipflow_data.ts-1488355500000.1.csv.gz").unwrap().gzip);
-        for bad in ["x.csv", "ipflow_data.ts-12.txt", "ipflow_data.ts-a.1.txt", "ipflow_data.ts-1.1.json"] {
+        assert!(
+            FlowFileName::parse("ipflow_data.ts-1488355500000.1.csv.gz")
+                .unwrap()
+                .gzip
+        );
+        for bad in [
+            "x.csv",
+            "ipflow_data.ts-12.txt",
+            "ipflow_data.ts-a.1.txt",
+            "ipflow_data.ts-1.1.json",
+        ] {
             assert_eq!(FlowFileName::parse(bad), None, "{bad}");
         }
     }
@@ -403,12 +412,20 @@ mod tests {
     fn header_by_name_with_aliases_and_any_order() {
         let h = Header::parse(b"\xEF\xBB\xBFcell_id,service_id,downlink_bytes,uplink_bytes,msisdn,interval_end_timestamp,interval_start_timestamp\r").unwrap();
         let mut f = Vec::new();
-        let flow = parse_row(b"1001,1,200,100,31619690654,1488355500000,1488355200000", &h, &mut f).unwrap();
+        let flow = parse_row(
+            b"1001,1,200,100,31619690654,1488355500000,1488355200000",
+            &h,
+            &mut f,
+        )
+        .unwrap();
         assert_eq!(flow.cell_id, 1001);
         assert_eq!(flow.bytes_uplink, 100);
         assert_eq!(flow.bytes_downlink, 200);
         let err = Header::parse(b"a,b,msisdn").unwrap_err();
-        assert!(err.contains("interval_start_timestamp") && err.contains("cell_id"), "{err}");
+        assert!(
+            err.contains("interval_start_timestamp") && err.contains("cell_id"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -422,11 +439,16 @@ mod tests {
         );
         assert!(matches!(
             row("1488355200000,1488355500000,31x,100,200,1,1001").unwrap_err(),
-            RowError::NotInteger { column: "msisdn", .. }
+            RowError::NotInteger {
+                column: "msisdn",
+                ..
+            }
         ));
         assert_eq!(
             row("1488355200000,1488355500000,316,-5,200,1,1001").unwrap_err(),
-            RowError::NegativeBytes { column: "bytes_uplink" }
+            RowError::NegativeBytes {
+                column: "bytes_uplink"
+            }
         );
         assert!(matches!(
             row("1488355200000,1488355400000,316,5,200,1,1001").unwrap_err(),
@@ -441,7 +463,9 @@ mod tests {
             RowError::NotInteger { .. }
         ));
         // 64-bit msisdn and byte counters.
-        let big = row("1488355200000,1488355500000,18446744073709551615,18446744073709551615,1,1,1").unwrap();
+        let big =
+            row("1488355200000,1488355500000,18446744073709551615,18446744073709551615,1,1,1")
+                .unwrap();
         assert_eq!(big.msisdn, u64::MAX);
         assert_eq!(big.total_bytes(), u128::from(u64::MAX) + 1);
     }

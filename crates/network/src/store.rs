@@ -83,7 +83,10 @@ pub fn write_file(
              SELECT period_start FROM network_file_interval WHERE file_id = ?1",
             [old.0],
         )?;
-        tx.execute("DELETE FROM network_file_interval WHERE file_id = ?1", [old.0])?;
+        tx.execute(
+            "DELETE FROM network_file_interval WHERE file_id = ?1",
+            [old.0],
+        )?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT INTO network_file_interval (period_start, file_id, rows, services, cells)
@@ -107,7 +110,11 @@ pub fn write_file(
 
 /// Whether any interval waits for its KPIs.
 pub fn has_dirty(conn: &Connection) -> Result<bool, StoreError> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM network_dirty)", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT EXISTS (SELECT 1 FROM network_dirty)", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 /// Recomputes the KPIs of every dirty 5-minute interval and of their hours, in one
@@ -133,7 +140,11 @@ pub fn recompute_dirty(conn: &mut Connection) -> Result<usize, StoreError> {
 
 /// Merged state of the 5-minute intervals in [start, start + len), and how many of them
 /// have rows.
-fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<(IntervalState, u32), StoreError> {
+fn load_state(
+    tx: &Transaction<'_>,
+    start: i64,
+    len: i64,
+) -> Result<(IntervalState, u32), StoreError> {
     let mut state = IntervalState::default();
     let mut with_rows = std::collections::BTreeSet::new();
     let mut stmt = tx.prepare_cached(
@@ -154,7 +165,8 @@ fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<(IntervalSta
         })
         .map_err(|_| StoreError::Corrupt(period))?;
         let cells = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-        codec::decode_cells(cells, &mut state.cell_users).map_err(|_| StoreError::Corrupt(period))?;
+        codec::decode_cells(cells, &mut state.cell_users)
+            .map_err(|_| StoreError::Corrupt(period))?;
     }
     state.normalize();
     Ok((state, with_rows.len() as u32))

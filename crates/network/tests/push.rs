@@ -45,7 +45,8 @@ async fn sse_events(resp: reqwest::Response, job_id: &str) -> Vec<(String, Value
             } else if let Some(d) = line.strip_prefix("data:") {
                 let v: Value = serde_json::from_str(d.trim()).unwrap();
                 if v["job"]["id"] == job_id || job_id.is_empty() {
-                    let terminal = v["job"]["state"] == "succeeded" || v["job"]["state"] == "failed";
+                    let terminal =
+                        v["job"]["state"] == "succeeded" || v["job"]["state"] == "failed";
                     out.push((event.clone(), v));
                     if terminal {
                         return out;
@@ -73,7 +74,9 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     let s = TestServer::start(vec![Arc::new(NetworkDomain)]).await;
     let file = big_file(s.scratch());
     // Both clients subscribe before the job exists.
-    let all = reqwest::get(s.url("/api/v1/events?domain=network")).await.unwrap();
+    let all = reqwest::get(s.url("/api/v1/events?domain=network"))
+        .await
+        .unwrap();
     assert_eq!(all.status(), 200);
     let ws_url = s.url("/api/v1/ws").replace("http://", "ws://");
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
@@ -94,13 +97,19 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     assert_eq!(job["state"], "queued");
 
     // The per-job stream: a snapshot first, then changes, closed by the server at the end.
-    let one = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events"))).await.unwrap();
+    let one = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events")))
+        .await
+        .unwrap();
     let one_events = sse_events(one, &id).await;
     assert_eq!(one_events[0].0, "job.snapshot");
     assert_eq!(one_events.last().unwrap().0, "job.succeeded");
 
     let events = sse_events(all, &id).await;
-    assert_eq!(states(&events), vec!["queued", "running", "succeeded"], "{events:?}");
+    assert_eq!(
+        states(&events),
+        vec!["queued", "running", "succeeded"],
+        "{events:?}"
+    );
     assert!(
         events.iter().any(|(e, v)| e == "job.progress"
             && v["job"]["progress"]["done"].as_u64().unwrap() > 0
@@ -111,7 +120,10 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     assert_eq!(last["summary"]["rows_accepted"], 150_000);
 
     let mut ws_events = Vec::new();
-    while let Some(msg) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await.unwrap() {
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .unwrap()
+    {
         if let Message::Text(t) = msg.unwrap() {
             let v: Value = serde_json::from_str(&t).unwrap();
             if v["job"]["id"] == id.as_str() {
@@ -126,13 +138,25 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     assert_eq!(states(&ws_events), vec!["queued", "running", "succeeded"]);
 
     // Snapshots for reconnecting clients.
-    let snap: Value = reqwest::get(s.url(&format!("/api/v1/jobs/{id}"))).await.unwrap().json().await.unwrap();
+    let snap: Value = reqwest::get(s.url(&format!("/api/v1/jobs/{id}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(snap["state"], "succeeded");
-    let list: Value = reqwest::get(s.url("/api/v1/jobs?domain=network&state=succeeded")).await.unwrap().json().await.unwrap();
+    let list: Value = reqwest::get(s.url("/api/v1/jobs?domain=network&state=succeeded"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list[0]["id"], id.as_str());
     // After a restart the finished job is still there, and its stream is a snapshot that ends.
     let s = s.restart(vec![Arc::new(NetworkDomain)]).await;
-    let again = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events"))).await.unwrap();
+    let again = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events")))
+        .await
+        .unwrap();
     let replay = sse_events(again, &id).await;
     assert_eq!(replay.len(), 1);
     assert_eq!(replay[0].1["job"]["state"], "succeeded");
@@ -144,18 +168,22 @@ async fn webhook_gets_the_final_job_signed() {
     let sink = received.clone();
     let app = axum::Router::new().route(
         "/hook",
-        post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-            let sink = sink.clone();
-            async move {
-                let sig = headers
-                    .get("x-sluice-signature")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let want = sluice_core::webhook::signature("s3cret", &body);
-                assert_eq!(sig.as_deref(), Some(want.as_str()));
-                sink.lock().unwrap().push((sig, serde_json::from_slice(&body).unwrap()));
-                "ok"
-            }
-        }),
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let sig = headers
+                        .get("x-sluice-signature")
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    let want = sluice_core::webhook::signature("s3cret", &body);
+                    assert_eq!(sig.as_deref(), Some(want.as_str()));
+                    sink.lock()
+                        .unwrap()
+                        .push((sig, serde_json::from_slice(&body).unwrap()));
+                    "ok"
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -175,7 +203,10 @@ async fn webhook_gets_the_final_job_signed() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = resp.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for _ in 0..100 {
         if !received.lock().unwrap().is_empty() {
             break;
@@ -196,7 +227,12 @@ async fn a_token_guards_mutating_routes_only() {
     })
     .await;
     let c = reqwest::Client::new();
-    let denied = c.post(s.url("/api/v1/network/ingest")).json(&json!({})).send().await.unwrap();
+    let denied = c
+        .post(s.url("/api/v1/network/ingest"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 401);
     assert_eq!(denied.headers()["content-type"], "application/problem+json");
     let wrong = c
@@ -217,9 +253,23 @@ async fn a_token_guards_mutating_routes_only() {
     assert_eq!(ok.status(), 202);
     assert_eq!(c.get(s.url("/kpi1")).send().await.unwrap().status(), 200);
     assert_eq!(c.get(s.url("/health")).send().await.unwrap().status(), 200);
-    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("sluice_http_requests_total"), "{metrics}");
-    let doc: Value = c.get(s.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = c
+        .get(s.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"]["/api/v1/network/kpis/{kpi}"].is_object());
     assert!(doc["paths"]["/api/v1/jobs/{id}/events"].is_object());
 }
@@ -230,17 +280,31 @@ async fn files_dropped_in_the_inbox_are_picked_up() {
     let inbox = s.ctx.settings.inbox_dir("network");
     std::fs::create_dir_all(&inbox).unwrap();
     let mut events = s.ctx.jobs.subscribe();
-    let src = format!("{}/tests/data/ipflow_data.ts-1488355500000.1.txt", env!("CARGO_MANIFEST_DIR"));
+    let src = format!(
+        "{}/tests/data/ipflow_data.ts-1488355500000.1.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::copy(&src, inbox.join("ipflow_data.ts-1488355500000.1.txt")).unwrap();
     std::fs::write(inbox.join("notes.txt"), "not a flow file").unwrap();
     let job = loop {
-        let ev = tokio::time::timeout(Duration::from_secs(30), events.recv()).await.unwrap().unwrap();
+        let ev = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if ev.job.state.is_terminal() {
             break ev.job;
         }
     };
     assert_eq!(job.summary.files.len(), 1);
-    assert_eq!(job.summary.files[0].name, "ipflow_data.ts-1488355500000.1.txt");
-    let kpi: Value = reqwest::get(s.url("/kpi1?interval=5-minute")).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        job.summary.files[0].name,
+        "ipflow_data.ts-1488355500000.1.txt"
+    );
+    let kpi: Value = reqwest::get(s.url("/kpi1?interval=5-minute"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(kpi.as_array().unwrap().len(), 3);
 }

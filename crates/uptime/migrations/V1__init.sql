@@ -16,6 +16,16 @@ CREATE TABLE uptime_polls (
     PRIMARY KEY (store, at)
 ) WITHOUT ROWID;
 
+-- The same polls, read-optimised for reports: one row per store and UTC day (days since
+-- the epoch) holding its polls as little-endian i64 `at << 1 | active`, in time order.
+-- Rebuilt from uptime_polls, in the same transaction, for every day a file touches.
+CREATE TABLE uptime_poll_days (
+    store INTEGER NOT NULL,
+    day   INTEGER NOT NULL,
+    polls BLOB NOT NULL,
+    PRIMARY KEY (store, day)
+) WITHOUT ROWID;
+
 -- Business hours in local seconds since midnight; day 0 = Monday.
 CREATE TABLE uptime_hours (
     store   INTEGER NOT NULL,

@@ -175,6 +175,7 @@ fn ingest_one(
                         job.set_done(done_before + rdr.position().byte());
                     }
                 }
+                w.finish()?;
                 Ok::<_, IngestError>(counts)
             },
         )

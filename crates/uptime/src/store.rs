@@ -1,14 +1,14 @@
 //! All SQL of the domain, parameterized: the schema, the writes of one ingested file, the
 //! sorted per-store reads of a report, and the report registry.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use sluice_core::ledger::FileId;
 use sluice_core::{DbError, Migration};
 
 use crate::engine::{BusinessHours, PollPoint};
-use crate::parse::{Hours, LocalTime, Poll, StoreZone, Weekday};
+use crate::parse::{Hours, LocalTime, Poll, StoreZone, Weekday, DAY};
 
 pub fn migrations() -> Vec<Migration> {
     vec![Migration {
@@ -22,6 +22,8 @@ pub struct FileWriter<'t> {
     tx: &'t Transaction<'t>,
     file: FileId,
     ids: HashMap<String, i64>,
+    /// (store, day) pairs whose poll block must be rebuilt before commit.
+    touched: HashSet<(i64, i64)>,
     new_store: Statement<'t>,
     poll: Statement<'t>,
     hours: Statement<'t>,
@@ -36,7 +38,13 @@ impl<'t> FileWriter<'t> {
         file: FileId,
         replaced: Option<FileId>,
     ) -> Result<FileWriter<'t>, DbError> {
+        let mut touched = HashSet::new();
         if let Some(old) = replaced {
+            let mut stmt = tx.prepare("SELECT store, at FROM uptime_polls WHERE file_id = ?1")?;
+            let mut rows = stmt.query([old.0])?;
+            while let Some(r) = rows.next()? {
+                touched.insert((r.get(0)?, r.get::<_, i64>(1)?.div_euclid(DAY)));
+            }
             for table in ["uptime_polls", "uptime_hours", "uptime_zones"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE file_id = ?1"), [old.0])?;
             }
@@ -60,6 +68,7 @@ impl<'t> FileWriter<'t> {
             tx,
             file,
             ids,
+            touched,
             new_store: tx.prepare("INSERT INTO uptime_stores (store_id) VALUES (?1)")?,
             // A re-delivered poll keeps one row; the latest delivery's status wins.
             poll: tx.prepare(
@@ -93,6 +102,42 @@ impl<'t> FileWriter<'t> {
         let s = self.store(p.store.as_str())?;
         self.poll
             .execute(params![s, p.at.0, p.status.is_active(), self.file.0])?;
+        self.touched.insert((s, p.at.0.div_euclid(DAY)));
+        Ok(())
+    }
+
+    /// Rebuilds the poll blocks of every (store, day) this file changed. Call once, last.
+    pub fn finish(self) -> Result<(), DbError> {
+        let mut touched: Vec<(i64, i64)> = self.touched.into_iter().collect();
+        touched.sort_unstable();
+        let mut read = self.tx.prepare(
+            "SELECT at, active FROM uptime_polls WHERE store = ?1 AND at >= ?2 AND at < ?3
+             ORDER BY at",
+        )?;
+        let mut put = self.tx.prepare(
+            "INSERT INTO uptime_poll_days (store, day, polls) VALUES (?1, ?2, ?3)
+             ON CONFLICT (store, day) DO UPDATE SET polls = excluded.polls",
+        )?;
+        let mut drop = self
+            .tx
+            .prepare("DELETE FROM uptime_poll_days WHERE store = ?1 AND day = ?2")?;
+        let mut block = Vec::new();
+        for (store, day) in touched {
+            block.clear();
+            let mut rows = read.query(params![store, day * DAY, (day + 1) * DAY])?;
+            while let Some(r) = rows.next()? {
+                let p = PollPoint {
+                    at: r.get(0)?,
+                    up: r.get(1)?,
+                };
+                block.extend_from_slice(&encode(p).to_le_bytes());
+            }
+            if block.is_empty() {
+                drop.execute(params![store, day])?;
+            } else {
+                put.execute(params![store, day, block])?;
+            }
+        }
         Ok(())
     }
 
@@ -216,7 +261,22 @@ pub fn latest_poll(conn: &Connection) -> Result<Option<i64>, DbError> {
     )?)
 }
 
-/// Sorted reads of one store's polls around a range.
+fn encode(p: PollPoint) -> i64 {
+    (p.at << 1) | i64::from(p.up)
+}
+
+/// The polls of a block, in time order.
+fn decode(block: &[u8]) -> impl DoubleEndedIterator<Item = PollPoint> + '_ {
+    block.chunks_exact(8).map(|c| {
+        let v = i64::from_le_bytes(c.try_into().expect("chunks of 8 bytes"));
+        PollPoint {
+            at: v >> 1,
+            up: v & 1 == 1,
+        }
+    })
+}
+
+/// Sorted reads of one store's polls around a range, from the per-day blocks.
 pub struct PollReader<'c> {
     before: Statement<'c>,
     from: Statement<'c>,
@@ -226,44 +286,47 @@ impl<'c> PollReader<'c> {
     pub fn new(conn: &'c Connection) -> Result<PollReader<'c>, DbError> {
         Ok(PollReader {
             before: conn.prepare(
-                "SELECT at, active FROM uptime_polls WHERE store = ?1 AND at < ?2
-                 ORDER BY at DESC LIMIT 1",
+                "SELECT polls FROM uptime_poll_days WHERE store = ?1 AND day < ?2
+                 ORDER BY day DESC LIMIT 1",
             )?,
             from: conn.prepare(
-                "SELECT at, active FROM uptime_polls WHERE store = ?1 AND at >= ?2 ORDER BY at",
+                "SELECT polls FROM uptime_poll_days WHERE store = ?1 AND day >= ?2 ORDER BY day",
             )?,
         })
     }
 
     /// Feeds the polls that decide the status inside `[from, ..)` to `take` in time order:
-    /// the last one before `from`, then the later ones until `take` returns false.
+    /// the last one before `from`'s day, then those from that day on (the first ones may
+    /// still be before `from`) until `take` returns false.
     pub fn read(
         &mut self,
         store: i64,
         from: i64,
         mut take: impl FnMut(PollPoint) -> bool,
     ) -> Result<(), DbError> {
+        let day = from.div_euclid(DAY);
         let prev = self
             .before
-            .query_row(params![store, from], |r| {
-                Ok(PollPoint {
-                    at: r.get(0)?,
-                    up: r.get(1)?,
-                })
+            .query_row(params![store, day], |r| {
+                Ok(r.get_ref(0)?
+                    .as_blob()
+                    .ok()
+                    .and_then(|b| decode(b).next_back()))
             })
-            .optional()?;
+            .optional()?
+            .flatten();
         if let Some(p) = prev {
             if !take(p) {
                 return Ok(());
             }
         }
-        let mut rows = self.from.query(params![store, from])?;
+        let mut rows = self.from.query(params![store, day])?;
         while let Some(r) = rows.next()? {
-            if !take(PollPoint {
-                at: r.get(0)?,
-                up: r.get(1)?,
-            }) {
-                break;
+            let block = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            for p in decode(block) {
+                if !take(p) {
+                    return Ok(());
+                }
             }
         }
         Ok(())

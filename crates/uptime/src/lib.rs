@@ -21,6 +21,9 @@
 //! # Invariants
 //! - A poll is keyed by (store, instant): re-delivered polls count once whatever file brings
 //!   them.
+//! - `uptime_poll_days` (per store and UTC day, what reports read) always equals
+//!   `uptime_polls` (what ingestion deduplicates): each file rebuilds the days it touched in
+//!   its own transaction.
 //! - A report never holds more than one store's polls at a time.
 //! - A report is `Running` exactly while its job is queued or running, so a crash never leaves
 //!   one stuck (the platform fails interrupted jobs at start).

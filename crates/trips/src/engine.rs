@@ -527,18 +527,28 @@ impl Deltas {
         }
     }
 
-    /// Per-level cell counts, sorted by key for B-tree friendly writes.
+    /// Per-level cell counts, sorted by key for B-tree friendly writes. Sorting and merging
+    /// runs beats hashing here: each level has about as many keys as level 1.
     pub fn cells(&self) -> Vec<((u8, u32, i64, Week), i64)> {
-        let mut all: HashMap<(u8, u32, i64, Week), i64> = HashMap::new();
-        for (&(end, c1, week), &n) in &self.cell1 {
-            for level in ROLLUP_LEVELS {
-                *all.entry((end, level, c1 >> (4 * (level - 1)), week))
-                    .or_default() += n;
+        let mut out = Vec::with_capacity(self.cell1.len() * 2);
+        let mut level_keys: Vec<((u8, u32, i64, Week), i64)> = Vec::with_capacity(self.cell1.len());
+        for level in ROLLUP_LEVELS {
+            let shift = 4 * (level - 1);
+            level_keys.clear();
+            level_keys.extend(
+                self.cell1
+                    .iter()
+                    .map(|(&(end, c1, week), &n)| ((end, level, c1 >> shift, week), n)),
+            );
+            level_keys.sort_unstable_by_key(|e| e.0);
+            for &(k, n) in &level_keys {
+                match out.last_mut() {
+                    Some((last, m)) if *last == k => *m += n,
+                    _ => out.push((k, n)),
+                }
             }
         }
-        let mut v: Vec<_> = all.into_iter().collect();
-        v.sort_unstable_by_key(|e| e.0);
-        v
+        out
     }
 
     pub fn is_empty(&self) -> bool {

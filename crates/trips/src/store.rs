@@ -751,7 +751,7 @@ pub fn weekly_bbox(
             }
             for (w, n) in weekly_both(c, bbox, range)? {
                 let e = out.entry(w).or_default();
-                *e -= n;
+                *e = e.saturating_sub(n);
             }
             out.retain(|_, n| *n > 0);
             out

@@ -52,8 +52,10 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
             }
         }
     };
-    let mut s = Settings::default();
-    s.domains = file.domain_tables();
+    let mut s = Settings {
+        domains: file.domain_tables(),
+        ..Settings::default()
+    };
     if let Some(d) = common.data_dir.clone().or(file.data_dir) {
         s.data_dir = d;
     }

@@ -25,14 +25,12 @@ fn run_ok(mut c: Command) {
     );
 }
 
+/// A stored KPI row and an interval row.
+type KpiRow = (i64, i64, i64, i64, i64, i64);
+type IntervalRow = (i64, i64, i64, i64);
+
 /// Every stored KPI and interval, and the ledger's names, in a stable order.
-fn dump(
-    data: &Path,
-) -> (
-    Vec<(i64, i64, i64, i64, i64, i64)>,
-    Vec<(i64, i64, i64, i64)>,
-    Vec<String>,
-) {
+fn dump(data: &Path) -> (Vec<KpiRow>, Vec<IntervalRow>, Vec<String>) {
     let c = rusqlite::Connection::open(data.join("sluice.db")).unwrap();
     let kpis = c
         .prepare("SELECT kpi, granularity, interval_start, rank, item_id, value FROM network_kpi ORDER BY 1,2,3,4")

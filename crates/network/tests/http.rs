@@ -301,6 +301,9 @@ async fn reingestion_is_a_noop_and_late_or_changed_files_update_their_intervals(
     assert_eq!(files.as_array().unwrap().len(), 5);
 }
 
+/// (body, file status, rows accepted, reason, line of the first rejection)
+type Case = (Vec<u8>, &'static str, u64, Option<&'static str>, u64);
+
 #[tokio::test]
 async fn malformed_inputs_get_reasons_and_never_a_500() {
     let s = server().await;
@@ -309,11 +312,10 @@ async fn malformed_inputs_get_reasons_and_never_a_500() {
     let mut huge = format!("{HEADER}{row}\n").into_bytes();
     huge.extend(std::iter::repeat_n(b'9', 200_000));
     huge.extend(format!("\n{row}\n").as_bytes());
-    let mut bad_utf8 = format!("{HEADER}").into_bytes();
+    let mut bad_utf8 = HEADER.as_bytes().to_vec();
     bad_utf8.extend(b"1488355200000,1488355500000,3161\xff\xfe,1,2,1,1001\n");
     bad_utf8.extend(format!("{row}\n").as_bytes());
-    // (body, file status, rows accepted, reason, line of the first rejection)
-    let cases: Vec<(Vec<u8>, &str, u64, Option<&str>, u64)> = vec![
+    let cases: Vec<Case> = vec![
         (
             b"msisdn,bytes\n1,2\n".to_vec(),
             "rejected",

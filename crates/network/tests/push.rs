@@ -162,9 +162,12 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     assert_eq!(replay[0].1["job"]["state"], "succeeded");
 }
 
+/// A webhook delivery: its signature header and body.
+type Delivery = (Option<String>, Value);
+
 #[tokio::test]
 async fn webhook_gets_the_final_job_signed() {
-    let received: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let sink = received.clone();
     let app = axum::Router::new().route(
         "/hook",

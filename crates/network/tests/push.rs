@@ -169,6 +169,7 @@ type Delivery = (Option<String>, Value);
 async fn webhook_gets_the_final_job_signed() {
     let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
     let sink = received.clone();
+    // The receiver fails the first delivery: the webhook is retried with back-off.
     let app = axum::Router::new().route(
         "/hook",
         post(
@@ -180,10 +181,13 @@ async fn webhook_gets_the_final_job_signed() {
                         .map(|v| v.to_str().unwrap().to_owned());
                     let want = sluice_core::webhook::signature("s3cret", &body);
                     assert_eq!(sig.as_deref(), Some(want.as_str()));
-                    sink.lock()
-                        .unwrap()
-                        .push((sig, serde_json::from_slice(&body).unwrap()));
-                    "ok"
+                    let mut got = sink.lock().unwrap();
+                    got.push((sig, serde_json::from_slice(&body).unwrap()));
+                    if got.len() == 1 {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
                 }
             },
         ),
@@ -211,16 +215,21 @@ async fn webhook_gets_the_final_job_signed() {
         .unwrap()
         .to_owned();
     for _ in 0..100 {
-        if !received.lock().unwrap().is_empty() {
+        if received.lock().unwrap().len() >= 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let got = received.lock().unwrap().clone();
-    assert_eq!(got.len(), 1, "exactly one delivery");
-    assert_eq!(got[0].1["id"], id.as_str());
-    assert_eq!(got[0].1["state"], "succeeded");
-    assert_eq!(got[0].1["summary"]["rows_accepted"], 1);
+    assert_eq!(
+        got.len(),
+        2,
+        "one refused delivery, then one accepted retry"
+    );
+    assert_eq!(got[0].1, got[1].1, "the retry carries the same body");
+    assert_eq!(got[1].1["id"], id.as_str());
+    assert_eq!(got[1].1["state"], "succeeded");
+    assert_eq!(got[1].1["summary"]["rows_accepted"], 1);
 }
 
 #[tokio::test]

@@ -98,6 +98,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<(), StreamsError> {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
+    println!("sent {} messages", sim.sent());
     sim.stop().await;
     Ok(())
 }

@@ -312,7 +312,8 @@ async fn run(
         .tcp_nodelay(true)
         .build()
         .map_err(|e| StreamsError::Client(e.to_string()))?;
-    let (tx, rx) = mpsc::channel::<Arrival>(4 * BATCH);
+    // Arrivals travel in the groups one network chunk produced: one send per chunk.
+    let (tx, rx) = mpsc::channel::<Vec<Arrival>>(256);
     let clock = Instant::now();
     let params = Arc::new(params);
     let reconnects: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
@@ -428,7 +429,7 @@ async fn consume(
     client: &reqwest::Client,
     params: &HarvestParams,
     gate: &Gate,
-    tx: &mpsc::Sender<Arrival>,
+    tx: &mpsc::Sender<Vec<Arrival>>,
     reconnects: &[AtomicU64; 3],
 ) -> Result<(), StreamsError> {
     let url = format!("{}/{}", params.source, stream.name());
@@ -510,11 +511,10 @@ async fn consume(
             if parsed.is_empty() {
                 continue;
             }
-            for arrival in gate.admit(stream, parsed) {
-                if tx.send(arrival).await.is_err() {
-                    // The writer is gone; it has stopped the gate with its reason.
-                    return Ok(());
-                }
+            let admitted = gate.admit(stream, parsed);
+            if !admitted.is_empty() && tx.send(admitted).await.is_err() {
+                // The writer is gone; it has stopped the gate with its reason.
+                return Ok(());
             }
         }
         pause(cancel, &mut backoff).await;
@@ -593,22 +593,20 @@ fn per_stream(a: [u64; 3]) -> serde_json::Value {
     json!({"sytflix": a[0], "sytazon": a[1], "sysney": a[2]})
 }
 
-/// The writer thread: drains the channel in batches of up to [`BATCH`], one transaction
+/// The writer thread: drains the channel in batches of about [`BATCH`], one transaction
 /// each, and publishes progress after each commit.
 fn write_arrivals(
     db: &Db,
     run_id: &str,
-    mut rx: mpsc::Receiver<Arrival>,
+    mut rx: mpsc::Receiver<Vec<Arrival>>,
     job: &JobHandle,
     stop_name: &str,
 ) -> Result<Tally, DbError> {
     let mut tally = Tally::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+    while let Some(mut batch) = rx.blocking_recv() {
         while batch.len() < BATCH {
             match rx.try_recv() {
-                Ok(a) => batch.push(a),
+                Ok(more) => batch.extend(more),
                 Err(_) => break,
             }
         }
@@ -616,7 +614,6 @@ fn write_arrivals(
         for a in &batch {
             tally.add(a, stop_name);
         }
-        batch.clear();
         job.set_done(tally.summary.rows_accepted);
         job.set_summary(tally.live_summary(stop_name));
     }

@@ -65,6 +65,7 @@ pub enum ReplayTiming {
 /// A running simulator. Dropping it (or [`Simulator::stop`]) cuts every connection.
 pub struct Simulator {
     pub addr: SocketAddr,
+    state: Arc<SimState>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -110,11 +111,12 @@ impl Simulator {
             auth,
             source,
             shutdown: shutdown.clone(),
-            connections: AtomicU64::new(0),
+            connections: Default::default(),
+            sent: AtomicU64::new(0),
         });
         let app = axum::Router::new()
             .route("/{stream}", get(serve_stream))
-            .with_state(state);
+            .with_state(state.clone());
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -126,6 +128,7 @@ impl Simulator {
         });
         Ok(Simulator {
             addr,
+            state,
             shutdown,
             task: Some(task),
         })
@@ -133,6 +136,11 @@ impl Simulator {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Messages handed to connections so far (some may still be in socket buffers).
+    pub fn sent(&self) -> u64 {
+        self.state.sent.load(Ordering::Relaxed)
     }
 
     /// Cuts every connection mid-stream (as a crash would) and stops listening.
@@ -154,8 +162,10 @@ struct SimState {
     auth: String,
     source: Source,
     shutdown: CancellationToken,
-    /// Numbers connections, so that each gets its own deterministic sequence.
-    connections: AtomicU64,
+    /// Numbers each stream's connections, so that each gets its own deterministic sequence
+    /// and a fresh simulator sends the same events to every first client.
+    connections: [AtomicU64; 3],
+    sent: AtomicU64,
 }
 
 enum Source {
@@ -186,13 +196,18 @@ async fn serve_stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let n = state.connections.fetch_add(1, Ordering::Relaxed);
-    let body: std::pin::Pin<Box<dyn FutStream<Item = Bytes> + Send>> = match &state.source {
+    let n = state.connections[stream.index()].fetch_add(1, Ordering::Relaxed);
+    let body: std::pin::Pin<Box<dyn FutStream<Item = (Bytes, u64)> + Send>> = match &state.source {
         Source::Random(world, cfg) => Box::pin(random_body(world.clone(), cfg.clone(), stream, n)),
         Source::Replay(capture, timing) => {
             Box::pin(replay_body(capture.clone(), *timing, stream, last_id))
         }
     };
+    let counter = state.clone();
+    let body = body.map(move |(bytes, messages)| {
+        counter.sent.fetch_add(messages, Ordering::Relaxed);
+        bytes
+    });
     // On shutdown the body fails, which aborts the connection the way a crash would.
     let cut = state.shutdown.clone().cancelled_owned();
     let body = body
@@ -451,18 +466,18 @@ fn random_body(
     cfg: RandomConfig,
     stream: Stream,
     connection: u64,
-) -> impl FutStream<Item = Bytes> + Send {
+) -> impl FutStream<Item = (Bytes, u64)> + Send {
     let gen = Generator::new(world, &cfg, stream, connection);
     let rate = cfg.rate;
     // Carry of fractional events between ticks.
     futures::stream::unfold((gen, 0.0f64), move |(mut gen, carry)| async move {
         let mut out = Vec::new();
-        let carry = match rate {
+        let (n, carry) = match rate {
             None => {
                 // Let other connections (and the harvester) run between chunks.
                 tokio::task::yield_now().await;
                 gen.write(FULL_SPEED_CHUNK, Utc::now(), &mut out);
-                0.0
+                (FULL_SPEED_CHUNK, 0.0)
             }
             Some(rate) => {
                 let tick = Duration::from_secs_f64((1.0 / rate).clamp(0.01, 0.1));
@@ -471,10 +486,10 @@ fn random_body(
                 let burst = if gen.rng.random_bool(0.05) { 3.0 } else { 1.0 };
                 let due = carry + rate * tick.as_secs_f64() * burst;
                 gen.write(due as usize, Utc::now(), &mut out);
-                due.fract()
+                (due as usize, due.fract())
             }
         };
-        Some((Bytes::from(out), (gen, carry)))
+        Some(((Bytes::from(out), n as u64), (gen, carry)))
     })
 }
 
@@ -555,7 +570,7 @@ fn replay_body(
     timing: ReplayTiming,
     stream: Stream,
     last_id: Option<String>,
-) -> impl FutStream<Item = Bytes> + Send {
+) -> impl FutStream<Item = (Bytes, u64)> + Send {
     let messages = &capture.streams[stream.index()];
     let from = last_id
         .and_then(|id| messages.iter().position(|m| m.id.as_deref() == Some(&id)))
@@ -590,7 +605,7 @@ fn replay_body(
                 .iter()
                 .flat_map(|m| m.wire.iter().copied())
                 .collect();
-            Some((Bytes::from(chunk), end))
+            Some(((Bytes::from(chunk), (end - i) as u64), end))
         }
     })
     // The real source never ends its responses; neither does a finished replay.

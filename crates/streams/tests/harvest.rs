@@ -373,3 +373,63 @@ fn openapi_documents_native_and_compat_routes() {
         assert!(paths.iter().any(|k| k.as_str() == p), "{p} in {paths:?}");
     }
 }
+
+#[tokio::test]
+async fn cli_harvest_prints_a_summary_and_writes_the_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        seed(&format!("{RAZI}/sysney-events.stream")),
+        dir.path().join("sysney-events.stream"),
+    )
+    .unwrap();
+    let sim = simulator(
+        local(),
+        SimMode::Replay {
+            dir: dir.path().to_owned(),
+            timing: ReplayTiming::Fast,
+        },
+    )
+    .await;
+    let server = server().await;
+    let json_path = dir.path().join("report.json");
+    let text = sluice_streams::cli::harvest(
+        &server.ctx,
+        sluice_streams::cli::HarvestArgs {
+            source: Some(sim.url()),
+            max_duration: Some(Duration::from_millis(800)),
+            json: Some(json_path.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(text.contains("time limit of 800 ms reached"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().take(3).eq(["sysney", "10", "events"])),
+        "{text}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(report["events_total"], 10);
+    assert_eq!(report["events_per_stream"]["sysney"], 10);
+    assert_eq!(report["sytflix_start_rate"], Value::Null);
+    // The run is the latest finished one for the compat routes.
+    assert_eq!(
+        get(&server, "/start_events").await.1,
+        json!({"start_event_rate(%)": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_harvests_the_built_in_simulator() {
+    let server = server().await;
+    let lines = sluice_streams::cli::demo(&server.ctx).await.unwrap();
+    assert!(lines[0].starts_with("streams: harvested "), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "GET /user_report"));
+    let (status, users) = get(&server, "/user_report").await;
+    assert_eq!(status, 200);
+    assert!(!users.as_array().unwrap().is_empty());
+    let (_, runs) = get(&server, "/api/v1/streams/runs").await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(runs["runs"][0]["state"], "succeeded");
+}

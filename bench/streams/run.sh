@@ -3,7 +3,7 @@
 # DURATION seconds by sluice and by a Python aiohttp peer, each against a fresh simulator
 # process (same seed, so both see the same events first). Prints events/s persisted, loss,
 # peak RSS, ratios; fails when the two disagree on what they stored first.
-#   DURATION=60 RUNS=3 bench/streams/run.sh
+#   DURATION=60 RUNS=3 [WORK_DIR=/dev/shm] bench/streams/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -11,11 +11,13 @@ DURATION="${DURATION:-20}"
 RUNS="${RUNS:-3}"
 PORT="${PORT:-18931}"
 MALFORMED="${MALFORMED:-0.01}"
+# Where the databases go: the default disk, or e.g. /dev/shm to take the disk out.
+WORK_DIR="${WORK_DIR:-/tmp}"
 py="$("$root/bench/setup.sh")"
 target="${CARGO_TARGET_DIR:-$root/target}"
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release -q -p sluice-streams --example s1)
 bin="$target/release/examples/s1"
-work="$(mktemp -d /tmp/sluice-s1.XXXXXX)"
+work="$(mktemp -d "$WORK_DIR/sluice-s1.XXXXXX")"
 sim=""
 # Only the simulator this script started, never `kill 0` (the whole process group).
 trap '[ -n "$sim" ] && kill "$sim" 2>/dev/null; rm -rf "$work"' EXIT
@@ -64,9 +66,10 @@ PY
   for t in sluice peer; do
     echo "$t $(field "$work/$t-$i.json" events_per_s) $(field "$work/$t-$i.json" lost) $(rss_mb "$work/$t-$i.time") $(field "$work/$t-$i.json" received)" >>"$work/results"
   done
+  rm -rf "$work/sluice-$i" "$work/peer-$i.db"*
 done
 
-echo "S1 streams: simulator at full speed (malformed share $MALFORMED), 3 streams, ${DURATION} s per run, $RUNS runs, $(nproc) cores"
+echo "S1 streams: simulator at full speed (malformed share $MALFORMED), 3 streams, ${DURATION} s per run, $RUNS runs, $(nproc) cores, databases under $WORK_DIR"
 "$py" - "$work/results" <<'PY'
 import statistics, sys
 rows = {}

@@ -148,20 +148,7 @@ async fn replay_of_the_razi_captures_gives_the_expected_report() {
 
 #[tokio::test]
 async fn rosfran_sample_comes_out_in_amsterdam_summer_time() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        seed(&format!("{ROSFRAN}/events_sample.txt")),
-        dir.path().join("sytflix-events.stream"),
-    )
-    .unwrap();
-    let sim = simulator(
-        local(),
-        SimMode::Replay {
-            dir: dir.path().to_owned(),
-            timing: ReplayTiming::Fast,
-        },
-    )
-    .await;
+    let (_dir, sim) = replay_one_fast(&format!("{ROSFRAN}/events_sample.txt"), "sytflix").await;
     let server = server().await;
     let (run, job) = harvest(&server, json!({"source": sim.url(), "max_duration": "1s"})).await;
     assert_eq!(job.state, JobState::Succeeded);
@@ -217,16 +204,7 @@ async fn killing_the_source_mid_run_reconnects_and_continues() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let restarted_ms = chrono::Utc::now().timestamp_millis();
     let _sim = simulator(addr, mode()).await;
-    let job = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let ev = rx.recv().await.unwrap();
-            if ev.job.id.to_string() == run && ev.job.state.is_terminal() {
-                return ev.job;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let job = wait_job(&mut rx, &run).await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(
         job.summary.extra["stop_reason"],
@@ -376,20 +354,7 @@ fn openapi_documents_native_and_compat_routes() {
 
 #[tokio::test]
 async fn cli_harvest_prints_a_summary_and_writes_the_json_report() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        seed(&format!("{RAZI}/sysney-events.stream")),
-        dir.path().join("sysney-events.stream"),
-    )
-    .unwrap();
-    let sim = simulator(
-        local(),
-        SimMode::Replay {
-            dir: dir.path().to_owned(),
-            timing: ReplayTiming::Fast,
-        },
-    )
-    .await;
+    let (dir, sim) = replay_one_fast(&format!("{RAZI}/sysney-events.stream"), "sysney").await;
     let server = server().await;
     let json_path = dir.path().join("report.json");
     let text = sluice_streams::cli::harvest(

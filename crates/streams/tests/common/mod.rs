@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use sluice_core::jobs::JobEvent;
 use sluice_core::Job;
 use sluice_server::testing::TestServer;
 use sluice_streams::harvest::{DEFAULT_PASSWORD, DEFAULT_USER};
-use sluice_streams::simulate::{SimConfig, SimMode, Simulator};
+use sluice_streams::simulate::{ReplayTiming, SimConfig, SimMode, Simulator};
 use sluice_streams::StreamsDomain;
+use tokio::sync::broadcast;
 
 pub const RAZI: &str = "razi-ahmad+Java-razi-ahmad-1/data-harvester/src/test/resources";
 pub const ROSFRAN: &str = "rosfran+reactive-server-sent-events/src/test/resources/data";
@@ -62,7 +64,13 @@ pub async fn start_harvest(server: &TestServer, body: Value) -> String {
 pub async fn harvest(server: &TestServer, body: Value) -> (String, Job) {
     let mut rx = server.ctx.jobs.subscribe();
     let id = start_harvest(server, body).await;
-    let job = tokio::time::timeout(Duration::from_secs(60), async {
+    let job = wait_job(&mut rx, &id).await;
+    (id, job)
+}
+
+/// Waits for the terminal event of job `id` on the bus.
+pub async fn wait_job(rx: &mut broadcast::Receiver<JobEvent>, id: &str) -> Job {
+    tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             let ev = rx.recv().await.expect("bus open");
             if ev.job.id.to_string() == id && ev.job.state.is_terminal() {
@@ -71,8 +79,26 @@ pub async fn harvest(server: &TestServer, body: Value) -> (String, Job) {
         }
     })
     .await
-    .expect("the harvest ends within 60 s");
-    (id, job)
+    .expect("the harvest ends within 60 s")
+}
+
+/// A simulator replaying one capture file, as fast as possible, as the given stream.
+pub async fn replay_one_fast(capture: &str, stream: &str) -> (tempfile::TempDir, Simulator) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        seed(capture),
+        dir.path().join(format!("{stream}-events.stream")),
+    )
+    .unwrap();
+    let sim = simulator(
+        local(),
+        SimMode::Replay {
+            dir: dir.path().to_owned(),
+            timing: ReplayTiming::Fast,
+        },
+    )
+    .await;
+    (dir, sim)
 }
 
 pub async fn get(server: &TestServer, path: &str) -> (u16, Value) {

@@ -8,37 +8,46 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 stores=${1:-14000} days=${2:-8} runs=${3:-5}
 py="$(bash "$root/bench/setup.sh")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --quiet --release -p sluice-uptime --example uptime_bench
-bin="$CARGO_TARGET_DIR/release/examples/uptime_bench"
+cargo build --quiet --release -p sluice-cli
+sluice="$CARGO_TARGET_DIR/release/sluice"
 work="${WORK:-/tmp/sluice-u1}"
 rm -rf "$work" && mkdir -p "$work"
-"$bin" generate "$work/in" "$stores" "$days" 1 >/dev/null
+"$sluice" generate uptime --stores "$stores" --days "$days" --seed 1 --out "$work/in" >/dev/null
 polls=$(($(wc -l < "$work/in/store_status.csv") - 1))
 echo "U1: $stores stores x $days days = $polls polls; $runs runs each; $(nproc) cores"
 
-# Runs a command under /usr/bin/time; prints "<its stdout> <peak RSS MiB>".
-measure() {
+# Appends "<wall s> <peak RSS MiB>" of a sluice command to file $1.
+timed() {
+  local file=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt" \
+    || { cat "$work/stderr.txt"; exit 1; }
+  awk '{printf "%s %.0f\n", $1, $2 / 1024}' "$work/time.txt" >> "$file"
+}
+# Appends "<load s> <report s> <peak RSS MiB>" of a peer (which prints its two times) to $1.
+peer() {
+  local file=$1; shift
   local out
-  out=$(/usr/bin/time -v -o "$work/time.txt" "$@")
-  echo "$out $(awk '/Maximum resident/ {printf "%.0f", $6 / 1024}' "$work/time.txt")"
+  out=$(/usr/bin/time -f "%M" -o "$work/time.txt" "$@")
+  echo "$out $(awk '{printf "%.0f", $1 / 1024}' "$work/time.txt")" >> "$file"
 }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 max() { sort -g | tail -1; }
 
-: > "$work/ingest" ; : > "$work/report"
+: > "$work/ingest"
+: > "$work/report"
 for i in $(seq "$runs"); do
   rm -rf "$work/data"
-  measure "$bin" ingest "$work/data" "$work/in"/*.csv >> "$work/ingest"
+  timed "$work/ingest" "$sluice" --data-dir "$work/data" ingest uptime "$work/in"/*.csv
 done
 for i in $(seq "$runs"); do
-  measure "$bin" report "$work/data" "$work/sluice.csv" >> "$work/report"
+  timed "$work/report" "$sluice" --data-dir "$work/data" report uptime --out "$work/sluice.csv"
 done
-for peer in duckdb pandas; do
-  : > "$work/$peer"
+for p in duckdb pandas; do
+  : > "$work/$p"
   for i in $(seq "$runs"); do
-    measure "$py" "$root/bench/uptime/peers/uptime_$peer.py" "$work/in" "$work/$peer.csv" >> "$work/$peer"
+    peer "$work/$p" "$py" "$root/bench/uptime/peers/uptime_$p.py" "$work/in" "$work/$p.csv"
   done
-  echo -n "cross-check $peer: " && "$py" "$root/bench/uptime/compare.py" "$work/sluice.csv" "$work/$peer.csv"
+  echo -n "cross-check $p: " && "$py" "$root/bench/uptime/compare.py" "$work/sluice.csv" "$work/$p.csv"
 done
 
 s_ing=$(cut -d' ' -f1 "$work/ingest" | median) s_ing_rss=$(cut -d' ' -f2 "$work/ingest" | max)
@@ -48,9 +57,9 @@ echo "| tool | load/ingest s (median) | report s (median) | report polls/s | pea
 echo "|---|---|---|---|---|---|"
 printf "| sluice (SQLite, persisted) | %s | %s | %.0f | ingest %s, report %s | 1.0 |\n" \
   "$s_ing" "$s_rep" "$(echo "$polls / $s_rep" | bc -l)" "$s_ing_rss" "$s_rep_rss"
-for peer in duckdb pandas; do
-  load=$(cut -d' ' -f1 "$work/$peer" | median) rep=$(cut -d' ' -f2 "$work/$peer" | median)
-  rss=$(cut -d' ' -f3 "$work/$peer" | max)
-  printf "| %s (in memory) | %s | %s | %.0f | %s | %.1f |\n" "$peer" "$load" "$rep" \
+for p in duckdb pandas; do
+  load=$(cut -d' ' -f1 "$work/$p" | median) rep=$(cut -d' ' -f2 "$work/$p" | median)
+  rss=$(cut -d' ' -f3 "$work/$p" | max)
+  printf "| %s (in memory) | %s | %s | %.0f | %s | %.1f |\n" "$p" "$load" "$rep" \
     "$(echo "$polls / $rep" | bc -l)" "$rss" "$(echo "$rep / $s_rep" | bc -l)"
 done

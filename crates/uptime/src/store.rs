@@ -290,44 +290,52 @@ impl<'c> PollReader<'c> {
                  ORDER BY day DESC LIMIT 1",
             )?,
             from: conn.prepare(
-                "SELECT polls FROM uptime_poll_days WHERE store = ?1 AND day >= ?2 ORDER BY day",
+                "SELECT day, polls FROM uptime_poll_days WHERE store = ?1 AND day >= ?2
+                 ORDER BY day",
             )?,
         })
     }
 
     /// Feeds the polls that decide the status inside `[from, ..)` to `take` in time order:
-    /// the last one before `from`'s day, then those from that day on (the first ones may
-    /// still be before `from`) until `take` returns false.
+    /// from the day before `from`'s day on (or, when that day has no polls, the last poll
+    /// before it first), until `take` returns false. The first ones may be before `from`.
     pub fn read(
         &mut self,
         store: i64,
         from: i64,
         mut take: impl FnMut(PollPoint) -> bool,
     ) -> Result<(), DbError> {
-        let day = from.div_euclid(DAY);
-        let prev = self
-            .before
-            .query_row(params![store, day], |r| {
-                Ok(r.get_ref(0)?
-                    .as_blob()
-                    .ok()
-                    .and_then(|b| decode(b).next_back()))
-            })
-            .optional()?
-            .flatten();
-        if let Some(p) = prev {
-            if !take(p) {
-                return Ok(());
+        // Most stores are polled every day: one range read then covers the last poll before
+        // `from` too, and the extra seek is only needed for stores with a gap.
+        let day = from.div_euclid(DAY) - 1;
+        let mut rows = self.from.query(params![store, day])?;
+        let first = rows.next()?;
+        if first.is_none_or(|r| r.get::<_, i64>(0).ok() != Some(day)) {
+            let prev = self
+                .before
+                .query_row(params![store, day], |r| {
+                    Ok(r.get_ref(0)?
+                        .as_blob()
+                        .ok()
+                        .and_then(|b| decode(b).next_back()))
+                })
+                .optional()?
+                .flatten();
+            if let Some(p) = prev {
+                if !take(p) {
+                    return Ok(());
+                }
             }
         }
-        let mut rows = self.from.query(params![store, day])?;
-        while let Some(r) = rows.next()? {
-            let block = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        let mut row = first;
+        while let Some(r) = row {
+            let block = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             for p in decode(block) {
                 if !take(p) {
                     return Ok(());
                 }
             }
+            row = rows.next()?;
         }
         Ok(())
     }

@@ -155,6 +155,12 @@ fn store_without_polls_in_the_window() {
     assert!(!none.polled);
     assert_eq!(none.last_week.business, 168.0);
     assert_balanced(&rows);
+    // Two weeks later the last poll (down, 24 January) still decides the whole week.
+    let (csv, _) = e.report(Some("2023-02-10 12:00:00 UTC"), &["quiet"]);
+    assert!(
+        csv.ends_with("\nquiet,0.00,0.00,0.00,60.00,24.00,168.00\n"),
+        "{csv}"
+    );
 }
 
 #[test]

@@ -121,10 +121,9 @@ mod tests {
 
     #[test]
     fn file_config_reads_known_keys_and_domain_tables() {
-        let cfg: FileConfig = toml::from_str(
-            "addr = \"0.0.0.0:9000\"\ntoken = \"t\"\n[trips]\nh3_resolution = 8\n",
-        )
-        .unwrap();
+        let cfg: FileConfig =
+            toml::from_str("addr = \"0.0.0.0:9000\"\ntoken = \"t\"\n[trips]\nh3_resolution = 8\n")
+                .unwrap();
         assert_eq!(cfg.addr.unwrap().port(), 9000);
         assert_eq!(cfg.token.as_deref(), Some("t"));
         let d = cfg.domain_tables();

@@ -216,7 +216,10 @@ mod tests {
             })
             .unwrap();
         assert_eq!(x, 1);
-        let denied = db.read(|c| c.execute("INSERT INTO t VALUES (2)", []).map_err(DbError::from));
+        let denied = db.read(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])
+                .map_err(DbError::from)
+        });
         assert!(denied.is_err());
     }
 }

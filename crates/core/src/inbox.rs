@@ -40,7 +40,8 @@ type Stamp = (u64, SystemTime);
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
-    m.is_file().then(|| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+    m.is_file()
+        .then(|| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
 /// Tracks candidate files until they are complete.
@@ -167,7 +168,11 @@ pub fn watch(ctx: Ctx, ingest: Arc<dyn FileIngest>) -> notify::Result<tokio::tas
     let watcher = watch_with(dir, ingest.clone(), rescan, tx)?;
     Ok(tokio::spawn(async move {
         while let Some(files) = rx.recv().await {
-            tracing::info!(domain = ingest.domain(), files = files.len(), "inbox files complete");
+            tracing::info!(
+                domain = ingest.domain(),
+                files = files.len(),
+                "inbox files complete"
+            );
             let job = match crate::ingest::new_job(&ctx, ingest.as_ref(), &files, None) {
                 Ok(job) => job,
                 Err(e) => {
@@ -216,17 +221,31 @@ mod tests {
     async fn hands_over_complete_files_once_and_changed_files_again() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let h = watch_with(dir.path().to_owned(), Arc::new(Csv), Duration::from_secs(1), tx).unwrap();
+        let h = watch_with(
+            dir.path().to_owned(),
+            Arc::new(Csv),
+            Duration::from_secs(1),
+            tx,
+        )
+        .unwrap();
         // Written under a temporary name, then renamed into place.
         std::fs::write(dir.path().join("a.csv.part"), "x").unwrap();
         std::fs::write(dir.path().join("ignored.txt"), "x").unwrap();
         std::fs::rename(dir.path().join("a.csv.part"), dir.path().join("a.csv")).unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, vec![dir.path().join("a.csv")]);
         // Unchanged: never again, even after a rescan.
-        assert!(tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await.is_err());
+        assert!(tokio::time::timeout(Duration::from_millis(1500), rx.recv())
+            .await
+            .is_err());
         std::fs::write(dir.path().join("a.csv"), "changed").unwrap();
-        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, vec![dir.path().join("a.csv")]);
         h.abort();
     }

@@ -174,7 +174,10 @@ pub fn safe_file_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() || name.len() > 255 {
         return Err(bad("must be 1 to 255 bytes"));
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(bad("must not contain slashes or control characters"));
     }
     let mut comps = Path::new(name).components();
@@ -387,7 +390,16 @@ mod tests {
 
     #[test]
     fn file_names_cannot_escape() {
-        for bad in ["", "..", "../x.csv", "a/b.csv", "/etc/passwd", ".hidden", "a\\b", "x\ny"] {
+        for bad in [
+            "",
+            "..",
+            "../x.csv",
+            "a/b.csv",
+            "/etc/passwd",
+            ".hidden",
+            "a\\b",
+            "x\ny",
+        ] {
             assert!(safe_file_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(

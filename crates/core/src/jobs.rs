@@ -456,7 +456,9 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let state: String = r.get(3)?;
     let summary: String = r.get(10)?;
     Ok(Job {
-        id: id.parse().map_err(|e: uuid::Error| text_err(0, e.to_string()))?,
+        id: id
+            .parse()
+            .map_err(|e: uuid::Error| text_err(0, e.to_string()))?,
         domain: r.get(1)?,
         kind: r.get(2)?,
         state: state.parse().map_err(|e| text_err(3, e))?,
@@ -539,7 +541,9 @@ impl JobHandle {
 
     fn update(&self, f: impl FnOnce(&mut Job)) -> Job {
         let mut live = self.jobs.lock_live();
-        let job = live.get_mut(&self.id).expect("a live handle has a live job");
+        let job = live
+            .get_mut(&self.id)
+            .expect("a live handle has a live job");
         f(job);
         job.clone()
     }
@@ -625,7 +629,8 @@ impl JobHandle {
         });
         let persisted = self.jobs.persist(&job);
         self.jobs.lock_live().remove(&self.id);
-        self.jobs.publish(&format!("job.{}", state.as_str()), job.clone());
+        self.jobs
+            .publish(&format!("job.{}", state.as_str()), job.clone());
         if let Some(url) = job.callback_url.clone() {
             crate::webhook::deliver(url, job.clone(), self.jobs.inner.webhook_secret.clone());
         }
@@ -684,7 +689,12 @@ mod tests {
         assert_eq!(job.state, JobState::Succeeded);
         assert_eq!(job.progress.done, 10);
         assert_eq!(job.summary.rejections[0].line, 3);
-        let listed = jobs.list(&JobFilter { limit: 10, ..Default::default() }).unwrap();
+        let listed = jobs
+            .list(&JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(listed.len(), 1);
     }
 

@@ -45,7 +45,9 @@ pub fn deliver(url: String, job: Job, secret: Option<String>) {
             }
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => return,
-                Ok(resp) => tracing::warn!(%url, attempt, status = %resp.status(), "webhook refused"),
+                Ok(resp) => {
+                    tracing::warn!(%url, attempt, status = %resp.status(), "webhook refused")
+                }
                 Err(e) => tracing::warn!(%url, attempt, error = %e, "webhook failed"),
             }
             if attempt < ATTEMPTS {

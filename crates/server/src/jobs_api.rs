@@ -67,7 +67,10 @@ pub async fn list_jobs(
     let state = p
         .state
         .as_deref()
-        .map(|s| s.parse::<JobState>().map_err(|e| ApiError::bad_param("state", e)))
+        .map(|s| {
+            s.parse::<JobState>()
+                .map_err(|e| ApiError::bad_param("state", e))
+        })
         .transpose()?;
     let before = p.before.as_deref().map(parse_id).transpose()?;
     let filter = JobFilter {
@@ -187,11 +190,8 @@ pub fn sse_response(
     events: impl Stream<Item = JobEvent> + Send + 'static,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + Send> {
     use futures::StreamExt;
-    Sse::new(events.map(|ev| Ok(sse_event(&ev)))).keep_alive(
-        KeepAlive::new()
-            .interval(HEARTBEAT)
-            .text("heartbeat"),
-    )
+    Sse::new(events.map(|ev| Ok(sse_event(&ev))))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -59,15 +59,27 @@ pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {
     }
     let n = ctx.jobs.recover_interrupted()?;
     if n > 0 {
-        tracing::warn!(jobs = n, "marked jobs interrupted by a previous stop as failed");
+        tracing::warn!(
+            jobs = n,
+            "marked jobs interrupted by a previous stop as failed"
+        );
     }
     Ok(())
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sluice", description = "Operational data in, KPIs and reports out, with push-based job status."),
-    paths(jobs_api::list_jobs, jobs_api::get_job, jobs_api::job_events, jobs_api::all_events, health),
+    info(
+        title = "sluice",
+        description = "Operational data in, KPIs and reports out, with push-based job status."
+    ),
+    paths(
+        jobs_api::list_jobs,
+        jobs_api::get_job,
+        jobs_api::job_events,
+        jobs_api::all_events,
+        health
+    ),
     components(schemas(sluice_core::Job, sluice_core::jobs::JobEvent))
 )]
 struct CoreApi;

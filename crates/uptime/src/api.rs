@@ -474,7 +474,8 @@ pub async fn timeline(
             };
             let now = match now {
                 Some(n) => n.0,
-                None => store::latest_poll(c)?.unwrap_or(0),
+                None => store::latest_poll(c)?
+                    .unwrap_or_else(|| Micros::from_datetime(chrono::Utc::now()).0),
             };
             let from = now - len;
             let given = s.zone.as_deref().and_then(|z| Zone::parse(z).ok());

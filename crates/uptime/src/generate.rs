@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::parse::{days_from_civil, Micros, DAY, MINUTE, SECOND};
+use crate::parse::{days_from_civil, LocalTime, Micros, DAY, MINUTE, SECOND};
 use crate::UptimeError;
 
 /// What to generate.
@@ -65,10 +65,6 @@ fn pick_zone(rng: &mut ChaCha8Rng) -> &'static str {
         x -= w;
     }
     ZONES[0].0
-}
-
-fn hms(secs: u32) -> String {
-    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// One store's polling state.
@@ -131,7 +127,13 @@ pub fn write(dir: &Path, cfg: &Config) -> Result<Vec<PathBuf>, UptimeError> {
                 vec![(open, half(&mut rng, 20, 24))]
             };
             for (s, e) in intervals {
-                writeln!(h, "{id},{day},{},{}", hms(s), hms(e)).map_err(io(&hours_path))?;
+                writeln!(
+                    h,
+                    "{id},{day},{},{}",
+                    LocalTime::from_secs(s).unwrap_or_default(),
+                    LocalTime::from_secs(e).unwrap_or_default()
+                )
+                .map_err(io(&hours_path))?;
             }
         }
     }

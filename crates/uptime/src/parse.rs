@@ -183,7 +183,7 @@ impl Weekday {
 }
 
 /// A local time of day in seconds since midnight; `24:00:00` (86 400) is accepted as an end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LocalTime(u32);
 
 impl LocalTime {

@@ -29,7 +29,9 @@ async fn every_received_message_is_persisted_or_counted_malformed() {
     let (_, r) = get(&server, &format!("/api/v1/streams/runs/{run}")).await;
     let events = r["events_total"].as_u64().unwrap();
     let malformed = r["malformed_total"].as_u64().unwrap();
-    assert!(events > 5_000, "only {events} events in 2 s at full speed");
+    // A correctness test, not a speed test: enough traffic to interleave the three streams
+    // and the writer's batches even in a debug build on a loaded machine.
+    assert!(events > 1_000, "only {events} events in 2 s at full speed");
     assert!(malformed > 0);
     assert_eq!(job.summary.rows_accepted, events);
     assert_eq!(job.summary.rows_rejected, malformed);

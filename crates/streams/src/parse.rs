@@ -1,6 +1,7 @@
 //! Source messages → domain types. A message either becomes an [`Event`] whose every field
 //! the report needs is valid, or a [`Malformed`] reason; nothing downstream re-checks.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -217,28 +218,33 @@ pub struct Show {
     pub release_year: Option<i64>,
 }
 
+// Fields only read while parsing borrow from the data (Cow: owned only when escaped).
 #[derive(Deserialize)]
-struct PayloadJson {
-    show: Option<ShowJson>,
+struct PayloadJson<'a> {
+    #[serde(borrow)]
+    show: Option<ShowJson<'a>>,
     event_date: Option<String>,
-    user: Option<UserJson>,
+    #[serde(borrow)]
+    user: Option<UserJson<'a>>,
 }
 
 #[derive(Deserialize)]
-struct ShowJson {
+struct ShowJson<'a> {
     show_id: Option<String>,
     platform: Option<String>,
     title: Option<String>,
-    cast: Option<String>,
+    #[serde(borrow)]
+    cast: Option<Cow<'a, str>>,
     release_year: Option<i64>,
 }
 
 #[derive(Deserialize)]
-struct UserJson {
+struct UserJson<'a> {
     id: Option<i64>,
     first_name: Option<String>,
     last_name: Option<String>,
-    date_of_birth: Option<String>,
+    #[serde(borrow)]
+    date_of_birth: Option<Cow<'a, str>>,
     country: Option<String>,
 }
 
@@ -280,7 +286,8 @@ fn parse_fields(msg: &SseMessage) -> Result<(EventKind, Parsed), Malformed> {
     let date_of_birth = user
         .date_of_birth
         .map(|d| {
-            NaiveDate::parse_from_str(&d, "%d/%m/%Y").map_err(|_| Malformed::BadDateOfBirth(d))
+            NaiveDate::parse_from_str(&d, "%d/%m/%Y")
+                .map_err(|_| Malformed::BadDateOfBirth(d.into_owned()))
         })
         .transpose()?;
     Ok((

@@ -105,7 +105,11 @@ impl SseParser {
         if line[0] == b':' {
             return;
         }
-        let text = String::from_utf8_lossy(line);
+        // Valid UTF-8 is the rule; only a broken line pays for the lossy conversion.
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match text.find(':') {
             Some(i) => {
                 let v = &text[i + 1..];
@@ -199,6 +203,13 @@ mod tests {
         let got = feed_chunks(&[b":keepalive\n\nid:1\nevent:stream-started\n\n"]);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].data, None);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let got = feed_chunks(&[b"data:a\xFFb\n\ndata:ok\n\n"]);
+        assert_eq!(got[0].data.as_deref(), Some("a\u{FFFD}b"));
+        assert_eq!(got[1].data.as_deref(), Some("ok"));
     }
 
     #[test]

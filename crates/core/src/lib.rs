@@ -9,6 +9,7 @@
 //! - [`inbox`]: watching inbox folders and handing over files once they are complete.
 //! - [`http`]: problem+json errors and extractors that turn bad input into 4xx answers.
 //! - [`time`]: parsing and formatting of UTC timestamps in the formats the APIs accept.
+//! - [`cache`]: read responses cached until the database changes (exact, not time-based).
 //! - [`config`]: settings shared by every command.
 //! - [`webhook`]: signed delivery of final job states to `callback_url`s.
 //!
@@ -16,6 +17,7 @@
 //! - Every input file is ingested in one transaction together with its ledger entry.
 //! - Job state changes are written to the database before they are published on the bus.
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod http;

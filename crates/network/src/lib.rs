@@ -51,7 +51,19 @@ impl Domain for NetworkDomain {
                 tracing::error!(error = %e, "recomputing network KPIs at start failed");
             }
         });
-        api::routes(ctx.clone()).merge(compat::routes(ctx))
+        let routes = api::routes(ctx.clone()).merge(compat::routes(ctx.clone()));
+        // KPI reads are hot and change only when files land: cache them until the database
+        // changes (exact, see sluice_core::cache).
+        match sluice_core::cache::ResponseCache::new(&ctx.db) {
+            Ok(cache) => routes.layer(axum::middleware::from_fn_with_state(
+                Arc::new(cache),
+                sluice_core::cache::cached,
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "network responses are not cached");
+                routes
+            }
+        }
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -56,13 +56,6 @@ impl Granularity {
             Granularity::Hour => HOUR_MS,
         }
     }
-    fn from_code(c: i64) -> Granularity {
-        if c == 2 {
-            Granularity::Hour
-        } else {
-            Granularity::FiveMinutes
-        }
-    }
 }
 
 fn to_i64(v: u128, period: i64) -> Result<i64, StoreError> {
@@ -252,40 +245,78 @@ pub struct KpiQuery {
 }
 
 pub fn kpi_rows(conn: &Connection, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreError> {
+    let wanted = match q.granularity {
+        Some(g) => vec![g],
+        None => vec![Granularity::FiveMinutes, Granularity::Hour],
+    };
+    // Each granularity is a range scan of the interval primary key; the first offset+limit
+    // intervals of each, merged by start, give the requested page of the merged sequence.
+    let take = q.limit.map(|l| l.saturating_add(q.offset));
+    let mut rows = Vec::new();
+    for g in wanted {
+        rows.extend(kpi_rows_of(conn, q, g, take)?);
+    }
+    rows.sort_by_key(|r| (r.interval_start, r.granularity as i64, r.rank));
+    // Page over intervals, not rows.
+    let mut out = Vec::with_capacity(rows.len());
+    let mut seen = 0u64;
+    let mut last = None;
+    for r in rows {
+        let key = (r.interval_start, r.granularity as i64);
+        if last != Some(key) {
+            last = Some(key);
+            seen += 1;
+        }
+        if seen <= q.offset {
+            continue;
+        }
+        if q.limit.is_some_and(|l| seen > q.offset + l) {
+            break;
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn kpi_rows_of(
+    conn: &Connection,
+    q: &KpiQuery,
+    g: Granularity,
+    take: Option<u64>,
+) -> Result<Vec<KpiRow>, StoreError> {
+    // CROSS JOIN fixes the join order: intervals by primary-key range first, then each
+    // interval's ranks by the unique index. Left to itself, the planner of SQLite 3.50 scans
+    // every row of the KPI and builds a temporary index per query (50x slower).
     let mut stmt = conn.prepare_cached(
-        "WITH iv AS (
-            SELECT granularity, interval_start, rows, coverage FROM network_interval
-            WHERE (?1 IS NULL OR granularity = ?1)
-              AND (?2 IS NULL OR interval_start >= ?2)
-              AND (?3 IS NULL OR interval_start + CASE granularity WHEN 2 THEN 3600000 ELSE 300000 END <= ?3)
-            ORDER BY interval_start, granularity
-            LIMIT ?4 OFFSET ?5)
-         SELECT k.id, k.granularity, k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
-         FROM iv JOIN network_kpi k
-           ON k.kpi = ?6 AND k.granularity = iv.granularity AND k.interval_start = iv.interval_start
-         WHERE k.rank <= ?7
-         ORDER BY k.interval_start, k.granularity, k.rank",
+        "SELECT k.id, k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
+         FROM (SELECT interval_start, rows, coverage FROM network_interval
+               WHERE granularity = ?1 AND interval_start >= ?2 AND interval_start <= ?3
+               ORDER BY interval_start LIMIT ?4) AS iv
+         CROSS JOIN network_kpi k
+         WHERE k.kpi = ?5 AND k.granularity = ?1 AND k.interval_start = iv.interval_start
+           AND k.rank <= ?6
+         ORDER BY k.interval_start, k.rank",
     )?;
+    let last_start = q.to.map_or(i64::MAX, |to| to.saturating_sub(g.millis()));
     let rows = stmt.query_map(
         params![
-            q.granularity.map(|g| g as i64),
-            q.from,
-            q.to,
-            q.limit.map(|l| l as i64).unwrap_or(-1),
-            q.offset as i64,
+            g as i64,
+            q.from.unwrap_or(i64::MIN),
+            last_start,
+            take.map_or(-1, |t| t.min(i64::MAX as u64) as i64),
             q.kpi as i64,
             q.max_rank
         ],
         |r| {
             Ok(KpiRow {
                 id: r.get(0)?,
-                granularity: Granularity::from_code(r.get(1)?),
-                interval_start: r.get(2)?,
-                rank: r.get(3)?,
-                item_id: r.get(4)?,
-                value: r.get(5)?,
-                coverage: r.get(6)?,
-                rows: r.get::<_, i64>(7)? as u64,
+                granularity: g,
+                interval_start: r.get(1)?,
+                rank: r.get(2)?,
+                item_id: r.get(3)?,
+                value: r.get(4)?,
+                coverage: r.get(5)?,
+                rows: r.get::<_, i64>(6)? as u64,
             })
         },
     )?;

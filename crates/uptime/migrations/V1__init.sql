@@ -26,6 +26,14 @@ CREATE TABLE uptime_poll_days (
     PRIMARY KEY (store, day)
 ) WITHOUT ROWID;
 
+-- The latest poll of all stores (the default "now" of reports), kept by each file's
+-- transaction so a report need not look for it.
+CREATE TABLE uptime_latest (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at INTEGER
+);
+INSERT INTO uptime_latest (id, at) VALUES (1, NULL);
+
 -- Business hours in local seconds since midnight; day 0 = Monday.
 CREATE TABLE uptime_hours (
     store   INTEGER NOT NULL,

@@ -24,6 +24,10 @@ pub struct FileWriter<'t> {
     ids: HashMap<String, i64>,
     /// (store, day) pairs whose poll block must be rebuilt before commit.
     touched: HashSet<(i64, i64)>,
+    /// Whether an earlier file's polls were removed (the latest poll may be earlier now).
+    removed: bool,
+    /// The latest poll of this file.
+    latest: Option<i64>,
     new_store: Statement<'t>,
     poll: Statement<'t>,
     hours: Statement<'t>,
@@ -69,6 +73,8 @@ impl<'t> FileWriter<'t> {
             file,
             ids,
             touched,
+            removed: replaced.is_some(),
+            latest: None,
             new_store: tx.prepare("INSERT INTO uptime_stores (store_id) VALUES (?1)")?,
             // A re-delivered poll keeps one row; the latest delivery's status wins.
             poll: tx.prepare(
@@ -103,11 +109,27 @@ impl<'t> FileWriter<'t> {
         self.poll
             .execute(params![s, p.at.0, p.status.is_active(), self.file.0])?;
         self.touched.insert((s, p.at.0.div_euclid(DAY)));
+        self.latest = self.latest.max(Some(p.at.0));
         Ok(())
     }
 
-    /// Rebuilds the poll blocks of every (store, day) this file changed. Call once, last.
+    /// Rebuilds the poll blocks of every (store, day) this file changed and the latest
+    /// poll. Call once, last.
     pub fn finish(self) -> Result<(), DbError> {
+        if self.removed {
+            self.tx.execute(
+                "UPDATE uptime_latest SET at =
+                   (SELECT max((SELECT max(at) FROM uptime_polls p WHERE p.store = s.id))
+                    FROM uptime_stores s)",
+                [],
+            )?;
+        }
+        if let Some(at) = self.latest {
+            self.tx.execute(
+                "UPDATE uptime_latest SET at = max(coalesce(at, ?1), ?1)",
+                [at],
+            )?;
+        }
         let mut touched: Vec<(i64, i64)> = self.touched.into_iter().collect();
         touched.sort_unstable();
         let mut read = self.tx.prepare(
@@ -251,14 +273,9 @@ fn hours_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<(Weekday, LocalTi
         .map(|((d, s), e)| (d, s, e)))
 }
 
-/// The latest poll of all stores: one index seek per store instead of a scan of all polls.
+/// The latest poll of all stores.
 pub fn latest_poll(conn: &Connection) -> Result<Option<i64>, DbError> {
-    Ok(conn.query_row(
-        "SELECT max((SELECT max(at) FROM uptime_polls p WHERE p.store = s.id))
-         FROM uptime_stores s",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn.query_row("SELECT at FROM uptime_latest", [], |r| r.get(0))?)
 }
 
 fn encode(p: PollPoint) -> i64 {

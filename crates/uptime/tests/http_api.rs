@@ -576,6 +576,18 @@ async fn redelivered_polls_count_once() {
             "2023-01-23T12:00:00Z"
         ]
     );
+    let latest = || ts.ctx.db.read(store::stored).unwrap().latest_poll;
+    assert_eq!(latest(), Some(1_674_475_200_000_000)); // 12:00
+                                                       // b.csv re-delivered with only 09:30 takes back everything it delivered last, the latest
+                                                       // poll included.
+    upload(
+        &ts,
+        "b.csv",
+        "store_id,status,timestamp_utc\nx,active,2023-01-23 09:30:00 UTC\n",
+    )
+    .await;
+    assert_eq!(polls(), 2);
+    assert_eq!(latest(), Some(1_674_466_200_000_000)); // 09:30
 }
 
 #[test]

@@ -159,9 +159,14 @@ fn commit(
 
 /// Brings the KPIs of intervals touched by earlier files up to date.
 pub fn recompute(ctx: &Ctx) -> Result<usize, IngestError> {
+    recompute_before(ctx, None)
+}
+
+/// The same for intervals before `before` (an hour boundary) only.
+fn recompute_before(ctx: &Ctx, before: Option<i64>) -> Result<usize, IngestError> {
     Ok(ctx.db.write(|c| {
         if store::has_dirty(c)? {
-            store::recompute_dirty(c)
+            store::recompute_dirty(c, before)
         } else {
             Ok(0)
         }
@@ -207,10 +212,24 @@ impl FileIngest for NetworkIngest {
         }
         let started = Instant::now();
         let mut last_recompute = Instant::now();
-        for chunk in named.chunks(CHUNK) {
-            let folded: Vec<Result<Folded, IngestError>> =
-                chunk.par_iter().map(|(p, n)| fold(p, n, job)).collect();
-            for f in folded {
+        let mut newest_hour = None;
+        // Folding (all cores) runs ahead of committing (the single writer) through a bounded
+        // channel, so the cores do not idle while files are written.
+        std::thread::scope(|scope| -> Result<(), IngestError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(CHUNK);
+            let named = &named;
+            scope.spawn(move || {
+                for chunk in named.chunks(CHUNK) {
+                    let folded: Vec<Result<Folded, IngestError>> =
+                        chunk.par_iter().map(|(p, n)| fold(p, n, job)).collect();
+                    for f in folded {
+                        if tx.send(f).is_err() {
+                            return; // the committer stopped on an error
+                        }
+                    }
+                }
+            });
+            for f in rx {
                 match f? {
                     Folded::Rejected(meta, reason) => summary.add_file(FileResult {
                         name: meta.name,
@@ -222,6 +241,9 @@ impl FileIngest for NetworkIngest {
                         detail: Some(reason),
                     }),
                     Folded::Ready(meta, state) => {
+                        if let Some(p) = state.intervals.keys().next_back() {
+                            newest_hour = newest_hour.max(Some(p.hour()));
+                        }
                         let result = commit(ctx, job, &meta, &state)?;
                         if result.status != FileStatus::Duplicate {
                             summary.rows_rejected += state.rejected;
@@ -234,13 +256,16 @@ impl FileIngest for NetworkIngest {
                         summary.add_file(result);
                     }
                 }
+                job.set_summary(summary.clone());
+                // KPIs of hours before the newest one become visible during a long job;
+                // the newest hour may still get files, so it waits for the end.
+                if last_recompute.elapsed() >= RECOMPUTE_EVERY {
+                    recompute_before(ctx, newest_hour)?;
+                    last_recompute = Instant::now();
+                }
             }
-            job.set_summary(summary.clone());
-            if last_recompute.elapsed() >= RECOMPUTE_EVERY {
-                recompute(ctx)?;
-                last_recompute = Instant::now();
-            }
-        }
+            Ok(())
+        })?;
         let intervals = recompute(ctx)?;
         let secs = started.elapsed().as_secs_f64();
         summary

@@ -110,13 +110,16 @@ pub fn has_dirty(conn: &Connection) -> Result<bool, StoreError> {
     )
 }
 
-/// Recomputes the KPIs of every dirty 5-minute interval and of their hours, in one
-/// transaction. Returns how many intervals (5-minute and hourly) were recomputed.
-pub fn recompute_dirty(conn: &mut Connection) -> Result<usize, StoreError> {
+/// Recomputes the KPIs of the dirty 5-minute intervals before `before` (an hour boundary;
+/// all when `None`) and of their hours, in one transaction. Returns how many intervals
+/// (5-minute and hourly) were recomputed.
+pub fn recompute_dirty(conn: &mut Connection, before: Option<i64>) -> Result<usize, StoreError> {
+    let before = before.unwrap_or(i64::MAX);
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let periods: Vec<i64> = {
-        let mut stmt = tx.prepare("SELECT period_start FROM network_dirty ORDER BY 1")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let mut stmt = tx
+            .prepare("SELECT period_start FROM network_dirty WHERE period_start < ?1 ORDER BY 1")?;
+        let rows = stmt.query_map([before], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
     let hours: BTreeSet<i64> = periods.iter().map(|p| p - p.rem_euclid(HOUR_MS)).collect();
@@ -126,7 +129,10 @@ pub fn recompute_dirty(conn: &mut Connection) -> Result<usize, StoreError> {
     for &h in &hours {
         recompute(&tx, Granularity::Hour, h)?;
     }
-    tx.execute("DELETE FROM network_dirty", [])?;
+    tx.execute(
+        "DELETE FROM network_dirty WHERE period_start < ?1",
+        [before],
+    )?;
     tx.commit()?;
     Ok(periods.len() + hours.len())
 }

@@ -16,7 +16,7 @@ use sluice_core::{Ctx, JobHandle, JobId, JobState, Summary};
 
 use crate::engine::{self, BusinessHours, RelevantPolls, WindowFigures};
 use crate::parse::{Micros, Zone, DEFAULT_ZONE, MINUTE};
-use crate::store::{self, PollReader, ReportRow, StoreRow};
+use crate::store::{self, BlockScan, PollReader, ReportRow, StoreRow};
 use crate::{UptimeError, DOMAIN};
 
 /// The header of the replaced system's CSV.
@@ -278,6 +278,10 @@ pub fn generate(
         Ok::<_, UptimeError>((now, stores, store::all_hours(c)?))
     })?;
     job.set_total(Some(stores.len() as u64));
+    // Computed in key order (the order of the poll blocks), written in store id order.
+    let all = req.stores.is_none();
+    let mut stores = stores;
+    stores.sort_unstable_by_key(|s| s.key);
     let done = AtomicU64::new(0);
     let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let chunk = stores.len().div_ceil(parts).max(1);
@@ -288,7 +292,7 @@ pub fn generate(
                 let (hours, done) = (&hours, &done);
                 s.spawn(move || {
                     ctx.db
-                        .read(|c| compute_part(c, part, hours, now.0, coverage, job, done))
+                        .read(|c| compute_part(c, all, part, hours, now.0, coverage, job, done))
                 })
             })
             .collect();
@@ -315,8 +319,13 @@ pub fn generate(
         let mut c = BufWriter::new(File::create(&csv_tmp).map_err(io_csv)?);
         let mut r = BufWriter::new(File::create(&rows_tmp).map_err(io_rows)?);
         writeln!(c, "{CSV_HEADER}").map_err(io_csv)?;
+        let mut computed = Vec::with_capacity(stores.len());
         for part in results {
-            for row in part? {
+            computed.extend(part?);
+        }
+        computed.sort_unstable_by(|a, b| a.store_id.cmp(&b.store_id));
+        {
+            for row in computed {
                 row.csv_line(&mut c).map_err(io_csv)?;
                 serde_json::to_writer(&mut r, &row.native()).map_err(|e| io_rows(e.into()))?;
                 r.write_all(b"\n").map_err(io_rows)?;
@@ -337,8 +346,10 @@ pub fn generate(
 /// Stores done are published every this many stores.
 const PROGRESS_STORES: u64 = 256;
 
+#[allow(clippy::too_many_arguments)]
 fn compute_part(
     conn: &rusqlite::Connection,
+    req_all: bool,
     stores: &[StoreRow],
     hours: &HashMap<i64, BusinessHours>,
     now: i64,
@@ -348,6 +359,14 @@ fn compute_part(
 ) -> Result<Vec<Computed>, UptimeError> {
     let starts = engine::report_windows(now);
     let week = starts[2];
+    // A full report scans the blocks of its key range once; a filtered one seeks each store.
+    let mut scan_stmt = store::block_scan_statement(conn)?;
+    let mut scan = match (req_all, stores.first(), stores.last()) {
+        (true, Some(a), Some(b)) => {
+            Some(BlockScan::new(&mut scan_stmt, conn, (a.key, b.key), week)?)
+        }
+        _ => None,
+    };
     let mut reader = PollReader::new(conn)?;
     let mut zones: HashMap<Tz, Vec<(i64, i64, i64)>> = HashMap::new();
     let mut relevant = RelevantPolls::new(week, now);
@@ -363,7 +382,10 @@ fn compute_part(
         let store_hours = hours.get(&s.key).unwrap_or(&BusinessHours::Always);
         engine::business_spans(store_hours, spans, &mut business);
         relevant.clear();
-        reader.read(s.key, week, |p| relevant.push(p))?;
+        match scan.as_mut() {
+            Some(scan) => scan.read(s.key, |p| relevant.push(p))?,
+            None => reader.read(s.key, week, |p| relevant.push(p))?,
+        }
         out.push(Computed {
             store_id: s.store_id.clone(),
             zone,

@@ -278,6 +278,23 @@ pub fn latest_poll(conn: &Connection) -> Result<Option<i64>, DbError> {
     Ok(conn.query_row("SELECT at FROM uptime_latest", [], |r| r.get(0))?)
 }
 
+/// The last poll of a store before `day`.
+fn last_before(
+    before: &mut Statement<'_>,
+    store: i64,
+    day: i64,
+) -> Result<Option<PollPoint>, DbError> {
+    Ok(before
+        .query_row(params![store, day], |r| {
+            Ok(r.get_ref(0)?
+                .as_blob()
+                .ok()
+                .and_then(|b| decode(b).next_back()))
+        })
+        .optional()?
+        .flatten())
+}
+
 fn encode(p: PollPoint) -> i64 {
     (p.at << 1) | i64::from(p.up)
 }
@@ -313,6 +330,11 @@ impl<'c> PollReader<'c> {
         })
     }
 
+    /// The last poll of a store before `day`.
+    pub fn last_before(&mut self, store: i64, day: i64) -> Result<Option<PollPoint>, DbError> {
+        last_before(&mut self.before, store, day)
+    }
+
     /// Feeds the polls that decide the status inside `[from, ..)` to `take` in time order:
     /// from the day before `from`'s day on (or, when that day has no polls, the last poll
     /// before it first), until `take` returns false. The first ones may be before `from`.
@@ -328,17 +350,7 @@ impl<'c> PollReader<'c> {
         let mut rows = self.from.query(params![store, day])?;
         let first = rows.next()?;
         if first.is_none_or(|r| r.get::<_, i64>(0).ok() != Some(day)) {
-            let prev = self
-                .before
-                .query_row(params![store, day], |r| {
-                    Ok(r.get_ref(0)?
-                        .as_blob()
-                        .ok()
-                        .and_then(|b| decode(b).next_back()))
-                })
-                .optional()?
-                .flatten();
-            if let Some(p) = prev {
+            if let Some(p) = last_before(&mut self.before, store, day)? {
                 if !take(p) {
                     return Ok(());
                 }
@@ -353,6 +365,87 @@ impl<'c> PollReader<'c> {
                 }
             }
             row = rows.next()?;
+        }
+        Ok(())
+    }
+}
+
+/// The statement of a [`BlockScan`], prepared by the caller that owns it.
+pub fn block_scan_statement(conn: &Connection) -> Result<Statement<'_>, DbError> {
+    Ok(conn.prepare(
+        "SELECT store, day, polls FROM uptime_poll_days
+         WHERE store >= ?1 AND store <= ?2 AND day >= ?3 ORDER BY store, day",
+    )?)
+}
+
+/// One sorted scan over the poll blocks of a range of stores, read store by store in key
+/// order: a full report runs one query per reader thread instead of one per store.
+pub struct BlockScan<'s, 'c> {
+    rows: rusqlite::Rows<'s>,
+    /// (store, day) of the block in `buf`, None at the end.
+    cur: Option<(i64, i64)>,
+    buf: Vec<u8>,
+    day: i64,
+    reader: PollReader<'c>,
+}
+
+impl<'s, 'c> BlockScan<'s, 'c> {
+    /// Scans stores `lo..=hi` from the day before `from`'s day on.
+    pub fn new(
+        stmt: &'s mut Statement<'_>,
+        conn: &'c Connection,
+        (lo, hi): (i64, i64),
+        from: i64,
+    ) -> Result<BlockScan<'s, 'c>, DbError> {
+        let day = from.div_euclid(DAY) - 1;
+        let mut scan = BlockScan {
+            rows: stmt.query(params![lo, hi, day])?,
+            cur: None,
+            buf: Vec::new(),
+            day,
+            reader: PollReader::new(conn)?,
+        };
+        scan.advance()?;
+        Ok(scan)
+    }
+
+    fn advance(&mut self) -> Result<(), DbError> {
+        self.cur = None;
+        if let Some(r) = self.rows.next()? {
+            self.cur = Some((r.get(0)?, r.get(1)?));
+            self.buf.clear();
+            self.buf
+                .extend_from_slice(r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?);
+        }
+        Ok(())
+    }
+
+    /// Like [`PollReader::read`] for the next store; stores must come in increasing key
+    /// order.
+    pub fn read(
+        &mut self,
+        store: i64,
+        mut take: impl FnMut(PollPoint) -> bool,
+    ) -> Result<(), DbError> {
+        while self.cur.is_some_and(|(s, _)| s < store) {
+            self.advance()?;
+        }
+        if self.cur != Some((store, self.day)) {
+            if let Some(p) = self.reader.last_before(store, self.day)? {
+                take(p);
+            }
+        }
+        let mut wanted = true;
+        while self.cur.is_some_and(|(s, _)| s == store) {
+            if wanted {
+                for p in decode(&self.buf) {
+                    if !take(p) {
+                        wanted = false;
+                        break;
+                    }
+                }
+            }
+            self.advance()?;
         }
         Ok(())
     }

@@ -181,5 +181,11 @@ fn default_report_has_one_row_per_store_of_any_source() {
     // last hour holds 03:30–04:00 EDT of business time, down since the 07:00 UTC switch.
     let dst = row(&rows, "dst");
     assert_eq!(figures(dst)[0], [0.0, 30.0]);
+    // Stores last polled in January 2023 keep their last poll's status all week.
+    assert_eq!(
+        figures(row(&rows, "always")),
+        [[0.0, 60.0], [0.0, 24.0], [0.0, 168.0]]
+    );
+    assert_eq!(figures(row(&rows, "s1"))[2], [0.0, 3.0]);
     assert_balanced(&rows);
 }

@@ -149,10 +149,19 @@ async fn get_trip(
 }
 
 pub fn trip_id(s: &str) -> Result<i64, ApiError> {
+    positive_id("trip", s)
+}
+
+fn group_id(s: &str) -> Result<i64, ApiError> {
+    positive_id("group", s)
+}
+
+/// A path id: a positive integer, else a 400 naming `id`.
+fn positive_id(what: &str, s: &str) -> Result<i64, ApiError> {
     s.parse::<i64>().ok().filter(|&i| i > 0).ok_or_else(|| {
         ApiError::bad_param(
             "id",
-            format!("`{s}` is not a trip id; expected a positive integer"),
+            format!("`{s}` is not a {what} id; expected a positive integer"),
         )
     })
 }
@@ -212,15 +221,6 @@ async fn get_group(
     let g = ctx.db.read_async(move |c| store::group(c, cfg, id)).await?;
     g.map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no group with id {id}")))
-}
-
-fn group_id(s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>().ok().filter(|&i| i > 0).ok_or_else(|| {
-        ApiError::bad_param(
-            "id",
-            format!("`{s}` is not a group id; expected a positive integer"),
-        )
-    })
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -91,6 +91,14 @@ impl Domain for TripsDomain {
         store::migrations()
     }
     fn router(&self, ctx: Ctx) -> axum::Router {
+        // Rows of streams whose process died stay visible until removed: do it at start, off
+        // the caller's thread (it is a no-op when nothing was interrupted).
+        let bg = ctx.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = ingest::cleanup(&bg) {
+                tracing::error!(error = %e, "could not remove interrupted trips streams");
+            }
+        });
         api::routes(ctx.clone()).merge(compat::routes(ctx, Arc::new(TripsIngest)))
     }
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -4,11 +4,11 @@
 //! sum of 5-minute counts.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::Read;
 
 use sluice_core::jobs::{Rejection, MAX_REJECTIONS};
 
-use crate::parse::{parse_row, Header, Line, Lines, PeriodStart, RowError};
+use crate::parse::{parse_row, parse_row_fast, Header, Line, Lines, PeriodStart, RowError};
 
 /// Ids are small integers chosen by the data supplier, not an attacker: a fast non-keyed hash
 /// is safe here and is the largest single saving of the parse loop.
@@ -179,7 +179,7 @@ pub enum FileError {
 /// far, for progress.
 pub fn fold_file(
     name: &str,
-    reader: impl BufRead,
+    reader: impl Read,
     period_end: Option<i64>,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<FileState, FileError> {
@@ -197,7 +197,10 @@ pub fn fold_file(
         let flow = match lines.next_line()? {
             None => break,
             Some(Line::Text(l)) if l.trim_ascii().is_empty() => continue,
-            Some(Line::Text(l)) => parse_row(l, &header, &mut fields),
+            Some(Line::Text(l)) => match parse_row_fast(l, &header) {
+                Some(flow) => Ok(flow),
+                None => parse_row(l, &header, &mut fields),
+            },
             Some(Line::TooLong) => Err(RowError::LineTooLong),
         };
         let flow = match flow {

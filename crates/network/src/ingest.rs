@@ -3,7 +3,7 @@
 //! intervals are recomputed from the stored per-file state.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,14 +56,12 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-fn open<'a>(file: &'a mut Hashing<File>, gzip: bool) -> Box<dyn BufRead + 'a> {
+/// The file's text, decompressed when gzip (the line reader does its own buffering).
+fn open<'a>(file: &'a mut Hashing<File>, gzip: bool) -> Box<dyn Read + 'a> {
     if gzip {
-        Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(file),
-        ))
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
-        Box::new(BufReader::with_capacity(1 << 16, file))
+        Box::new(file)
     }
 }
 

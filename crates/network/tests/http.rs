@@ -227,6 +227,24 @@ async fn sample_files_give_the_spec_table_through_both_compat_apis() {
 }
 
 #[tokio::test]
+async fn gzip_files_give_the_same_kpis() {
+    use std::io::Write;
+    let s = server().await;
+    for f in &SAMPLES[..2] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&sample(f)).unwrap();
+        let job = upload(&s, &format!("{f}.gz"), gz.finish().unwrap()).await;
+        let job = finish(&s, &job).await;
+        assert_eq!(job["summary"]["files"][0]["rows_accepted"], 10, "{job}");
+    }
+    let five = get(&s, "/kpi1?interval=5-minute").await;
+    assert_eq!(
+        pairs(&five, "service_id", "total_bytes"),
+        vec![(1, 16100), (3, 11500), (2, 9260)]
+    );
+}
+
+#[tokio::test]
 async fn reingestion_is_a_noop_and_late_or_changed_files_update_their_intervals() {
     let s = server().await;
     ingest_samples(&s).await;

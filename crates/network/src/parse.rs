@@ -541,9 +541,9 @@ mod tests {
             "",
         ] {
             let slow = parse_row(line.as_bytes(), &h, &mut f);
-            match parse_row_fast(line.as_bytes(), &h) {
-                Some(fast) => assert_eq!(Ok(fast), slow, "{line}"),
-                None => {} // the full parser decides
+            // Where the fast path declines, the full parser decides.
+            if let Some(fast) = parse_row_fast(line.as_bytes(), &h) {
+                assert_eq!(Ok(fast), slow, "{line}");
             }
         }
         assert!(parse_row_fast(

@@ -67,13 +67,16 @@ CREATE TABLE trips_cell_week (
     PRIMARY KEY (end_, level, cell, week)
 ) WITHOUT ROWID;
 
--- Weekly counts per (origin cell, destination cell) at the pair level, for match=both.
+-- Weekly counts per (origin cell, destination cell) of the same level, levels 2..8, for
+-- match=both: coarse pairs answer where the destination cell is inside the box, finer ones
+-- only where it is cut.
 CREATE TABLE trips_pair_week (
+    level  INTEGER NOT NULL,
     o_cell INTEGER NOT NULL,
     d_cell INTEGER NOT NULL,
     week   INTEGER NOT NULL,
     n      INTEGER NOT NULL,
-    PRIMARY KEY (o_cell, d_cell, week)
+    PRIMARY KEY (level, o_cell, d_cell, week)
 ) WITHOUT ROWID;
 
 -- Similar-trip groups, maintained at ingestion. The key includes the resolution and bucket

@@ -551,6 +551,29 @@ impl Deltas {
         out
     }
 
+    /// Per-level cell pair counts (levels `PAIR_LEVEL..=8`), sorted the same way.
+    pub fn pairs(&self) -> Vec<((u32, i64, i64, Week), i64)> {
+        let mut out = Vec::with_capacity(self.pair.len() * 2);
+        let mut keys: Vec<((u32, i64, i64, Week), i64)> = Vec::with_capacity(self.pair.len());
+        for level in PAIR_LEVEL..=*ROLLUP_LEVELS.end() {
+            let shift = 4 * (level - PAIR_LEVEL);
+            keys.clear();
+            keys.extend(
+                self.pair
+                    .iter()
+                    .map(|(&(o, d, week), &n)| ((level, o >> shift, d >> shift, week), n)),
+            );
+            keys.sort_unstable_by_key(|e| e.0);
+            for &(k, n) in &keys {
+                match out.last_mut() {
+                    Some((last, m)) if *last == k => *m += n,
+                    _ => out.push((k, n)),
+                }
+            }
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.trips == 0
     }

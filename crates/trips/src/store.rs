@@ -243,18 +243,18 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
     }
     {
         let mut up = tx.prepare_cached(
-            "INSERT INTO trips_pair_week (o_cell, d_cell, week, n) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (o_cell, d_cell, week) DO UPDATE SET n = n + excluded.n",
+            "INSERT INTO trips_pair_week (level, o_cell, d_cell, week, n)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (level, o_cell, d_cell, week) DO UPDATE SET n = n + excluded.n",
         )?;
         let mut del = tx.prepare_cached(
-            "DELETE FROM trips_pair_week WHERE o_cell = ?1 AND d_cell = ?2 AND week = ?3 AND n = 0",
+            "DELETE FROM trips_pair_week
+             WHERE level = ?1 AND o_cell = ?2 AND d_cell = ?3 AND week = ?4 AND n = 0",
         )?;
-        let mut rows: Vec<_> = d.pair.iter().collect();
-        rows.sort_unstable();
-        for (&(o, dc, week), &n) in rows {
-            up.execute(params![o, dc, week.0, sign * n])?;
+        for ((level, o, dc, week), n) in d.pairs() {
+            up.execute(params![level, o, dc, week.0, sign * n])?;
             if removing {
-                del.execute(params![o, dc, week.0])?;
+                del.execute(params![level, o, dc, week.0])?;
             }
         }
     }
@@ -688,7 +688,47 @@ fn weekly_end(
     Ok(out)
 }
 
-/// Weekly counts of trips with both ends in `bbox`: the pair rollup where both pair-level
+/// Adds pair-rollup counts of level `level` with origins in `o` and destinations in `d`
+/// (inclusive cell ranges; the origins are inside the box): destination cells inside count,
+/// cut ones are refined one level down, and at the pair level left to the raw scan.
+fn both_pairs(
+    c: &Connection,
+    bbox: &BBox,
+    level: u32,
+    o: (i64, i64),
+    d: (i64, i64),
+    range: WeekRange,
+    out: &mut BTreeMap<Week, u64>,
+) -> Result<()> {
+    let mut cut = std::collections::BTreeSet::new();
+    {
+        let mut stmt = c.prepare_cached(
+            "SELECT o_cell, d_cell, week, n FROM trips_pair_week
+             WHERE level = ?1 AND o_cell BETWEEN ?2 AND ?3 AND d_cell BETWEEN ?4 AND ?5
+               AND week BETWEEN ?6 AND ?7",
+        )?;
+        let mut rows = stmt.query(params![level, o.0, o.1, d.0, d.1, range.lo(), range.hi()])?;
+        while let Some(r) = rows.next()? {
+            let (oc, dc): (i64, i64) = (r.get(0)?, r.get(1)?);
+            match bbox.classify(level, dc) {
+                Relation::Inside => {
+                    *out.entry(Week(r.get(2)?)).or_default() += r.get::<_, i64>(3)? as u64
+                }
+                Relation::Cut if level > PAIR_LEVEL => {
+                    cut.insert((oc, dc));
+                }
+                _ => {}
+            }
+        }
+    }
+    for (oc, dc) in cut {
+        let children = |x: i64| (x << 4, (x << 4) | 15);
+        both_pairs(c, bbox, level - 1, children(oc), children(dc), range, out)?;
+    }
+    Ok(())
+}
+
+/// Weekly counts of trips with both ends in `bbox`: the pair rollups where both pair-level
 /// cells are inside, raw trips where either end's pair-level cell is cut (each trip is
 /// counted by exactly one of the three parts).
 fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<BTreeMap<Week, u64>> {
@@ -702,19 +742,16 @@ fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<BTreeMap
     };
     let mut out: BTreeMap<Week, u64> = BTreeMap::new();
     let inside = |cell: i64| bbox.classify(PAIR_LEVEL, cell) == Relation::Inside;
-    let mut stmt = c.prepare_cached(
-        "SELECT d_cell, week, n FROM trips_pair_week
-         WHERE o_cell BETWEEN ?1 AND ?2 AND week BETWEEN ?3 AND ?4",
-    )?;
     for &(level, cell) in &o_cover.inside {
-        let shift = 4 * (level - PAIR_LEVEL);
-        let (a, b) = (cell << shift, ((cell + 1) << shift) - 1);
-        let mut rows = stmt.query(params![a, b, range.lo(), range.hi()])?;
-        while let Some(r) = rows.next()? {
-            if inside(r.get(0)?) {
-                *out.entry(Week(r.get(1)?)).or_default() += r.get::<_, i64>(2)? as u64;
-            }
-        }
+        both_pairs(
+            c,
+            bbox,
+            level,
+            (cell, cell),
+            (i64::MIN, i64::MAX),
+            range,
+            &mut out,
+        )?;
     }
     // Origin in a cut cell.
     scan_raw(c, End::Origin, &o_cover.raw, range, |t| {

@@ -79,7 +79,7 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
         accepted
     );
     assert_eq!(
-        count(ctx, "SELECT sum(n) FROM trips_pair_week") as u64,
+        count(ctx, "SELECT sum(n) FROM trips_pair_week WHERE level = 8") as u64,
         accepted
     );
     assert_eq!(

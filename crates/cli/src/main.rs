@@ -43,9 +43,11 @@ enum Command {
         /// Files or folders; `-` reads standard input.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Name recorded for standard input in the ingestion ledger.
-        #[arg(long, default_value = "stdin")]
-        name: String,
+        /// Name recorded for standard input in the ingestion ledger [default:
+        /// stdin-<UTC time>]. A later stream under the same name replaces this one; identical
+        /// content is always a duplicate, whatever its name.
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Write realistic, deterministic sample data.
     #[command(subcommand)]
@@ -122,6 +124,9 @@ fn main() -> anyhow::Result<()> {
             name,
         } => {
             let (ctx, domains) = open(&cli.common, None)?;
+            let name = name.unwrap_or_else(|| {
+                format!("stdin-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"))
+            });
             let job = ingest(&ctx, &domains, &domain, &paths, &name)?;
             report_job(&job)
         }

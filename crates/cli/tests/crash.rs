@@ -1,7 +1,6 @@
 //! Crash safety of the real binary: `sluice ingest` killed with SIGKILL in the middle of a
 //! large file, then run again, leaves exactly what an uninterrupted run leaves.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -80,7 +79,7 @@ fn sigkill_mid_file_then_restart_equals_an_uninterrupted_run() {
             input.to_str().unwrap(),
         ],
     ));
-    let big = tmp.path().join("big");
+    let big_dir = tmp.path().join("big");
     run_ok(sluice(
         tmp.path(),
         &[
@@ -91,56 +90,75 @@ fn sigkill_mid_file_then_restart_equals_an_uninterrupted_run() {
             "--parts",
             "1",
             "--rows-per-file",
-            "400000",
+            "200000",
             "--seed",
             "4",
             "--out",
-            big.to_str().unwrap(),
+            big_dir.to_str().unwrap(),
         ],
     ));
-    let last = std::fs::read_dir(&big)
+    let big = std::fs::read_dir(&big_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .max()
         .unwrap();
-    std::fs::rename(&last, input.join(last.file_name().unwrap())).unwrap();
+    let big_name = big.file_name().unwrap().to_owned();
+    let big_bytes = std::fs::read(&big).unwrap();
+    std::fs::rename(&big, input.join(&big_name)).unwrap();
+
+    // Explicit paths (a folder would skip the named pipe below: it is not a regular file).
+    let mut files: Vec<String> = std::fs::read_dir(&input)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    assert!(files.last().unwrap().ends_with(big_name.to_str().unwrap()));
+    let ingest_args: Vec<&str> = ["ingest", "network"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
 
     let reference = tmp.path().join("reference");
-    run_ok(sluice(
-        &reference,
-        &["ingest", "network", input.to_str().unwrap()],
-    ));
+    run_ok(sluice(&reference, &ingest_args));
 
+    // The crashed run reads the large file through a named pipe, so the test knows exactly
+    // how far it got: once more than a pipe buffer (64 KiB) past half the file has been
+    // written, the ingest is in the middle of it. Then SIGKILL.
+    let fifo = input.join(&big_name);
+    std::fs::remove_file(&fifo).unwrap();
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
     let crashed = tmp.path().join("crashed");
-    let mut child = sluice(&crashed, &["ingest", "network", input.to_str().unwrap()])
-        .stderr(Stdio::piped())
+    let mut child = sluice(&crashed, &ingest_args)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut killed_at = None;
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        // "job <id> running: <done>/<total> bytes"
-        if let Some(rest) = line.split("running: ").nth(1) {
-            let (done, total) = rest.split_once('/').unwrap();
-            let done: u64 = done.parse().unwrap();
-            let total: u64 = total.split_whitespace().next().unwrap().parse().unwrap();
-            // Past the small files, inside the large one.
-            if done > 300_000 && done < total {
-                child.kill().unwrap(); // SIGKILL
-                killed_at = Some((done, total));
-                break;
-            }
-        }
-    }
+    let half = big_bytes.len() / 2;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer_fifo = fifo.clone();
+    let first_half = big_bytes[..half].to_vec();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // Blocks until the ingest opens the pipe, then until it has read all but a buffer.
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&writer_fifo)
+            .unwrap();
+        w.write_all(&first_half).unwrap();
+        tx.send(()).unwrap();
+        // Held open (not at end of file) until the process is killed.
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the ingest read half of the large file");
+    child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    let (done, total) = killed_at.expect("the ingest was killed mid-way");
-    assert!(!status.success(), "killed at {done}/{total}");
+    assert!(!status.success());
 
-    run_ok(sluice(
-        &crashed,
-        &["ingest", "network", input.to_str().unwrap()],
-    ));
+    // Restart with the complete file in place of the pipe.
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::write(&fifo, &big_bytes).unwrap();
+    run_ok(sluice(&crashed, &ingest_args));
     let (a, b) = (dump(&reference), dump(&crashed));
     assert!(!a.0.is_empty());
     assert_eq!(a.2.len(), 3);

@@ -40,8 +40,37 @@ pub fn from_millis(ms: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm): the
+/// allocation-free core of the hot timestamp parsers of the domains.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn days_from_civil_matches_chrono() {
+        for (y, m, d) in [
+            (1970, 1, 1),
+            (2000, 2, 29),
+            (2000, 3, 1),
+            (1969, 12, 31),
+            (2024, 12, 31),
+        ] {
+            let want = chrono::NaiveDate::from_ymd_opt(y as i32, m as u32, d as u32)
+                .unwrap()
+                .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+                .num_days();
+            assert_eq!(super::days_from_civil(y, m, d), want, "{y}-{m}-{d}");
+        }
+    }
+
     use super::*;
 
     #[test]

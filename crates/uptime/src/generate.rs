@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::parse::{days_from_civil, LocalTime, Micros, DAY, MINUTE, SECOND};
+use crate::parse::{LocalTime, Micros, DAY, MINUTE, SECOND};
 use crate::UptimeError;
+use sluice_core::time::days_from_civil;
 
 /// What to generate.
 #[derive(Clone, Debug)]

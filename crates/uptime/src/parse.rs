@@ -91,17 +91,6 @@ fn digits(b: &[u8]) -> Option<i64> {
     Some(v)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         4 | 6 | 9 | 11 => 30,
@@ -137,7 +126,7 @@ fn parse_fast(b: &[u8]) -> Option<Micros> {
         }
         _ => return None,
     };
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
+    let secs = sluice_core::time::days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s;
     Some(Micros(secs * SECOND + frac))
 }
 
@@ -425,8 +414,8 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(sluice_core::time::days_from_civil(1970, 1, 1), 0);
+        assert_eq!(sluice_core::time::days_from_civil(2000, 3, 1), 11_017);
     }
 
     #[test]

@@ -5,7 +5,6 @@ mod jobs_cmd;
 mod progress;
 mod settings;
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -175,23 +174,19 @@ fn report_uptime(ctx: &Ctx, args: &sluice_uptime::cli::ReportArgs) -> anyhow::Re
         .jobs
         .create(sluice_core::jobs::NewJob::new("uptime", "report", "stores"))?;
     let watcher = follow_in_process(ctx, job.id(), "uptime report");
-    job.start()?;
-    let result = sluice_uptime::cli::report(ctx, args, &job);
-    let summary = job.snapshot().summary;
-    let path = match result {
-        Ok(path) => {
-            job.succeed(summary)?;
-            path
-        }
-        Err(e) => {
-            job.fail(summary, e.to_string())?;
-            let _ = watcher.join();
-            return Err(e.into());
-        }
-    };
+    let mut path = None;
+    let done = job.run(|job| {
+        path = Some(sluice_uptime::cli::report(ctx, args, job)?);
+        Ok::<_, sluice_uptime::UptimeError>(job.snapshot().summary)
+    })?;
     let _ = watcher.join();
-    println!("{}", path.display());
-    Ok(())
+    match path {
+        Some(path) => {
+            println!("{}", path.display());
+            Ok(())
+        }
+        None => bail!("{}", done.error.unwrap_or_default()),
+    }
 }
 
 /// Shows a progress bar for a job of this process until it ends.
@@ -338,32 +333,16 @@ fn ingest(
     };
     let watcher = follow_in_process(ctx, job.id(), &format!("{domain} ingest"));
     let done = if stdin {
-        run_stdin(ctx, ingest.as_ref(), name, job)
+        job.run(|job| {
+            let stdin = std::io::stdin();
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
+            ingest.ingest_reader(ctx, name, &mut reader, job)
+        })
     } else {
         sluice_core::ingest::run(ctx, ingest.as_ref(), &files, job)
     };
     let _ = watcher.join();
-    Ok(done)
-}
-
-fn run_stdin(ctx: &Ctx, ingest: &dyn FileIngest, name: &str, job: sluice_core::JobHandle) -> Job {
-    if let Err(e) = job.start() {
-        return job
-            .fail(Default::default(), e.to_string())
-            .expect("job stored");
-    }
-    let stdin = std::io::stdin();
-    let mut reader: Box<dyn BufRead> =
-        Box::new(std::io::BufReader::with_capacity(1 << 20, stdin.lock()));
-    let result = ingest.ingest_reader(ctx, name, &mut reader, &job);
-    match result {
-        Ok(summary) => job.succeed(summary),
-        Err(e) => {
-            let s = job.snapshot().summary;
-            job.fail(s, e.to_string())
-        }
-    }
-    .unwrap_or_else(|e| panic!("cannot store the job's end: {e}"))
+    Ok(done?)
 }
 
 /// Prints a job's outcome; a failed job is an error exit.

@@ -182,10 +182,13 @@ pub fn watch(ctx: Ctx, ingest: Arc<dyn FileIngest>) -> notify::Result<tokio::tas
             };
             let (ctx2, ingest2) = (ctx.clone(), ingest.clone());
             // One inbox job at a time per domain keeps files in arrival order.
-            let _ = tokio::task::spawn_blocking(move || {
+            let done = tokio::task::spawn_blocking(move || {
                 crate::ingest::run(&ctx2, ingest2.as_ref(), &files, job)
             })
             .await;
+            if let Ok(Err(e)) = done {
+                tracing::error!(error = %e, "could not store the end of an inbox job");
+            }
         }
         watcher.abort();
     }))

@@ -86,45 +86,13 @@ pub fn new_job(
 }
 
 /// Runs a created job to its end on the current thread.
-pub fn run(ctx: &Ctx, ingest: &dyn FileIngest, files: &[PathBuf], job: JobHandle) -> Job {
-    if let Err(e) = job.start() {
-        return job
-            .fail(Summary::default(), e.to_string())
-            .unwrap_or_else(|_| unreachable_job());
-    }
-    let result = ingest.ingest(ctx, files, &job);
-    let finished = match result {
-        Ok(summary) => job.succeed(summary),
-        Err(e) => {
-            let summary = job.snapshot().summary;
-            job.fail(summary, e.to_string())
-        }
-    };
-    finished.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "could not persist the end of a job");
-        unreachable_job()
-    })
-}
-
-fn unreachable_job() -> Job {
-    // Only reached when the database refuses the final state; the live event was published.
-    Job {
-        id: crate::jobs::JobId::new(),
-        domain: String::new(),
-        kind: String::new(),
-        state: crate::jobs::JobState::Failed,
-        progress: crate::jobs::Progress {
-            done: 0,
-            total: None,
-            unit: String::new(),
-        },
-        created_at: chrono::Utc::now(),
-        started_at: None,
-        finished_at: None,
-        summary: Summary::default(),
-        error: Some("the job's end could not be stored".into()),
-        callback_url: None,
-    }
+pub fn run(
+    ctx: &Ctx,
+    ingest: &dyn FileIngest,
+    files: &[PathBuf],
+    job: JobHandle,
+) -> Result<Job, DbError> {
+    job.run(|job| ingest.ingest(ctx, files, job))
 }
 
 /// Starts an ingestion job in the background and returns its queued snapshot at once.
@@ -139,7 +107,9 @@ pub fn spawn(
     let snapshot = job.snapshot();
     let ctx = ctx.clone();
     tokio::task::spawn_blocking(move || {
-        run(&ctx, ingest.as_ref(), &files, job);
+        if let Err(e) = run(&ctx, ingest.as_ref(), &files, job) {
+            tracing::error!(error = %e, "could not store the end of an ingestion job");
+        }
         let spool = ctx.settings.spool_dir(ingest.domain());
         for f in &files {
             if f.starts_with(&spool) {

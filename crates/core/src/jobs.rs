@@ -592,6 +592,25 @@ impl JobHandle {
         }
     }
 
+    /// Starts the job, runs `work` and ends the job with its outcome: the returned summary on
+    /// success; on error, the live summary and the error's text. Every job of the process is
+    /// driven to its end here.
+    pub fn run<E: std::fmt::Display>(
+        self,
+        work: impl FnOnce(&JobHandle) -> Result<Summary, E>,
+    ) -> Result<Job, DbError> {
+        if let Err(e) = self.start() {
+            return self.fail(Summary::default(), e.to_string());
+        }
+        match work(&self) {
+            Ok(summary) => self.succeed(summary),
+            Err(e) => {
+                let summary = self.snapshot().summary;
+                self.fail(summary, e.to_string())
+            }
+        }
+    }
+
     /// running → succeeded with its summary.
     pub fn succeed(self, summary: Summary) -> Result<Job, DbError> {
         self.finish(JobState::Succeeded, summary, None)

@@ -35,6 +35,25 @@ pub(crate) fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, Api
     }
 }
 
+/// Parses an optional `interval` (empty = absent) against a system's spellings of five
+/// minutes and one hour; `expected` names them in the error.
+pub(crate) fn granularity_param(
+    v: Option<&str>,
+    five_minutes: &[&str],
+    hour: &[&str],
+    expected: &str,
+) -> Result<Option<Granularity>, ApiError> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) if five_minutes.contains(&s) => Ok(Some(Granularity::FiveMinutes)),
+        Some(s) if hour.contains(&s) => Ok(Some(Granularity::Hour)),
+        Some(other) => Err(ApiError::bad_param(
+            "interval",
+            format!("unknown interval `{other}`; expected {expected}"),
+        )),
+    }
+}
+
 pub(crate) fn iso_ms(ms: i64) -> String {
     sluice_core::time::from_millis(ms)
         .map(sluice_core::time::iso)
@@ -118,17 +137,12 @@ async fn query_kpi(
     ApiQuery(p): ApiQuery<KpiParams>,
 ) -> Result<Json<KpiPage>, ApiError> {
     let kpi = parse_kpi(&kpi)?;
-    let granularity = match p.interval.as_deref() {
-        None | Some("") => None,
-        Some("5m" | "5-minute" | "1") => Some(Granularity::FiveMinutes),
-        Some("1h" | "1-hour" | "2") => Some(Granularity::Hour),
-        Some(other) => {
-            return Err(ApiError::bad_param(
-                "interval",
-                format!("unknown interval `{other}`; expected `5m` or `1h`"),
-            ))
-        }
-    };
+    let granularity = granularity_param(
+        p.interval.as_deref(),
+        &["5m", "5-minute", "1"],
+        &["1h", "1-hour", "2"],
+        "`5m` or `1h`",
+    )?;
     let ranks = sluice_core::http::Page {
         limit: p.limit,
         offset: None,

@@ -33,7 +33,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, DemoError> {
     let files = generate(&args)?;
     let ingest = crate::ingest::NetworkIngest;
     let job = sluice_core::ingest::new_job(ctx, &ingest, &files, None)?;
-    let done = sluice_core::ingest::run(ctx, &ingest, &files, job);
+    let done = sluice_core::ingest::run(ctx, &ingest, &files, job)?;
     if let Some(e) = done.error {
         return Err(sluice_core::IngestError::Invalid(e).into());
     }

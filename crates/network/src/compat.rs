@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sluice_core::http::ApiQuery;
 use sluice_core::{ApiError, Ctx};
 
-use crate::api::{run_query, time_param};
+use crate::api::{granularity_param, run_query, time_param};
 use crate::store::{Granularity, Kpi, KpiQuery, KpiRow};
 
 /// The replaced systems showed the top 3.
@@ -52,27 +52,15 @@ fn flask_interval(g: Granularity) -> &'static str {
 }
 
 async fn flask(ctx: Ctx, kpi: Kpi, p: FlaskParams) -> Result<Json<Vec<Value>>, ApiError> {
-    let granularity = match p.interval.as_deref() {
-        None | Some("") => None,
-        Some("5-minute") => Some(Granularity::FiveMinutes),
-        Some("1-hour") => Some(Granularity::Hour),
-        Some(other) => {
-            return Err(ApiError::bad_param(
-                "interval",
-                format!("unknown interval `{other}`; expected `5-minute` or `1-hour`"),
-            ))
-        }
-    };
-    let q = KpiQuery {
-        kpi,
-        granularity,
-        from: time_param("from", p.from.as_deref())?,
-        to: time_param("to", p.to.as_deref())?,
-        max_rank: COMPAT_TOP,
-        offset: 0,
-        limit: None,
-    };
-    let rows = run_query(&ctx, q).await?;
+    let granularity = granularity_param(
+        p.interval.as_deref(),
+        &["5-minute"],
+        &["1-hour"],
+        "`5-minute` or `1-hour`",
+    )?;
+    let from = time_param("from", p.from.as_deref())?;
+    let to = time_param("to", p.to.as_deref())?;
+    let rows = top3(&ctx, kpi, granularity, from, to).await?;
     Ok(Json(
         rows.iter()
             .map(|r| {
@@ -86,6 +74,26 @@ async fn flask(ctx: Ctx, kpi: Kpi, p: FlaskParams) -> Result<Json<Vec<Value>>, A
             })
             .collect(),
     ))
+}
+
+/// The top 3 of every matching interval, as the replaced systems answered.
+async fn top3(
+    ctx: &Ctx,
+    kpi: Kpi,
+    granularity: Option<Granularity>,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<Vec<KpiRow>, ApiError> {
+    let q = KpiQuery {
+        kpi,
+        granularity,
+        from,
+        to,
+        max_rank: COMPAT_TOP,
+        offset: 0,
+        limit: None,
+    };
+    run_query(ctx, q).await
 }
 
 fn put_value(v: &mut Value, kpi: Kpi, r: &KpiRow) {
@@ -141,27 +149,15 @@ async fn django_kpi(
             )))
         }
     };
-    let granularity = match p.interval.as_deref() {
-        None | Some("") => None,
-        Some("1") => Some(Granularity::FiveMinutes),
-        Some("2") => Some(Granularity::Hour),
-        Some(other) => {
-            return Err(ApiError::bad_param(
-                "interval",
-                format!("unknown interval `{other}`; expected 1 (five minutes) or 2 (one hour)"),
-            ))
-        }
-    };
-    let q = KpiQuery {
-        kpi,
-        granularity,
-        from: time_param("interval_start_timestamp__gte", p.start_gte.as_deref())?,
-        to: time_param("interval_end_timestamp__lte", p.end_lte.as_deref())?,
-        max_rank: COMPAT_TOP,
-        offset: 0,
-        limit: None,
-    };
-    let rows = run_query(&ctx, q).await?;
+    let granularity = granularity_param(
+        p.interval.as_deref(),
+        &["1"],
+        &["2"],
+        "1 (five minutes) or 2 (one hour)",
+    )?;
+    let from = time_param("interval_start_timestamp__gte", p.start_gte.as_deref())?;
+    let to = time_param("interval_end_timestamp__lte", p.end_lte.as_deref())?;
+    let rows = top3(&ctx, kpi, granularity, from, to).await?;
     Ok(Json(
         rows.iter()
             .map(|r| {

@@ -196,6 +196,18 @@ fn trim(b: &[u8]) -> &[u8] {
     b.trim_ascii()
 }
 
+/// Digits only, at most `max_digits`, without overflow: the shared core of the integer parsers.
+fn digits(digits: &[u8], max_digits: usize) -> Option<u64> {
+    if digits.is_empty() || digits.len() > max_digits {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |v, &c| {
+        let d = c.wrapping_sub(b'0');
+        (d <= 9).then_some(())?;
+        v.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 fn parse_u64(raw: &[u8], column: &'static str) -> Result<u64, RowError> {
     let b = trim(raw);
     if let Some(rest) = b.strip_prefix(b"-") {
@@ -203,45 +215,19 @@ fn parse_u64(raw: &[u8], column: &'static str) -> Result<u64, RowError> {
             return Err(RowError::NegativeBytes { column });
         }
     }
-    let digits = b.strip_prefix(b"+").unwrap_or(b);
-    if digits.is_empty() || digits.len() > 20 {
-        return Err(not_integer(raw, column));
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(not_integer(raw, column));
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(d)))
-            .ok_or_else(|| not_integer(raw, column))?;
-    }
-    Ok(v)
+    digits(b.strip_prefix(b"+").unwrap_or(b), 20).ok_or_else(|| not_integer(raw, column))
 }
 
 fn parse_i64(raw: &[u8], column: &'static str) -> Result<i64, RowError> {
     let b = trim(raw);
-    let (neg, digits) = match b.first() {
+    let (neg, rest) = match b.first() {
         Some(b'-') => (true, &b[1..]),
         Some(b'+') => (false, &b[1..]),
         _ => (false, b),
     };
-    if digits.is_empty() || digits.len() > 19 {
-        return Err(not_integer(raw, column));
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            return Err(not_integer(raw, column));
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(d)))
-            .ok_or_else(|| not_integer(raw, column))?;
-    }
+    let v = digits(rest, 19)
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(|| not_integer(raw, column))?;
     Ok(if neg { -v } else { v })
 }
 

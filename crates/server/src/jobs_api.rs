@@ -120,8 +120,8 @@ fn snapshot_event(job: Job) -> JobEvent {
 /// The event stream of one job: `job.snapshot` first, then `job.<state>` and `job.progress`
 /// events; the stream ends after the terminal event. Used by every push route of a job.
 pub fn job_stream(ctx: Ctx, id: JobId, first: Job) -> impl Stream<Item = JobEvent> + Send {
-    // Subscribed before the snapshot was read by the caller's `load`? No: subscribe here and
-    // re-read after, so no change between the snapshot and the subscription is missed.
+    // Subscribe first, then re-read the job: no change between the caller's snapshot and the
+    // subscription is missed.
     let mut rx = ctx.jobs.subscribe();
     async_stream(move |tx| async move {
         let mut current = match ctx.jobs.get(id) {

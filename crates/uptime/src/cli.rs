@@ -95,7 +95,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, UptimeError> {
     let files = generate::write(&dir, &Config::new(DEMO_STORES, DEMO_DAYS, 42))?;
     let ingest = UptimeIngest;
     let job = core_ingest::new_job(ctx, &ingest, &files, None)?;
-    let done = core_ingest::run(ctx, &ingest, &files, job);
+    let done = core_ingest::run(ctx, &ingest, &files, job)?;
     if done.state != JobState::Succeeded {
         return Err(UptimeError::Internal(format!(
             "demo ingestion failed: {}",

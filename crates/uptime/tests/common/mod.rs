@@ -41,7 +41,7 @@ impl Env {
 
     pub fn ingest_paths(&self, paths: &[PathBuf]) -> Summary {
         let job = ingest::new_job(&self.ctx, &UptimeIngest, paths, None).unwrap();
-        let done = ingest::run(&self.ctx, &UptimeIngest, paths, job);
+        let done = ingest::run(&self.ctx, &UptimeIngest, paths, job).unwrap();
         assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
         done.summary
     }

@@ -334,8 +334,8 @@ fn ingest(
     let watcher = follow_in_process(ctx, job.id(), &format!("{domain} ingest"));
     let done = if stdin {
         job.run(|job| {
-            let stdin = std::io::stdin();
-            let mut reader = std::io::BufReader::with_capacity(1 << 20, stdin.lock());
+            // Not locked: a domain may read it on a thread of its own.
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, std::io::stdin());
             ingest.ingest_reader(ctx, name, &mut reader, job)
         })
     } else {

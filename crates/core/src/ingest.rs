@@ -56,7 +56,7 @@ pub trait FileIngest: Send + Sync + 'static {
         &self,
         _ctx: &Ctx,
         _name: &str,
-        _reader: &mut dyn std::io::BufRead,
+        _reader: &mut (dyn std::io::BufRead + Send),
         _job: &JobHandle,
     ) -> Result<Summary, IngestError> {
         Err(IngestError::Invalid(format!(

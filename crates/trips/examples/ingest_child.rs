@@ -1,5 +1,5 @@
 //! A process that ingests generated trips into a data folder, for the kill -9 test:
-//! `ingest_child <data_dir> stream|file <rows> <chunk_rows>`. It prints `started` once its
+//! `ingest_child <data_dir> stream|file <rows> <batch_rows>`. It prints `started` once its
 //! job runs; the test kills it while it writes.
 
 use std::io::{BufReader, Write};
@@ -13,7 +13,7 @@ use sluice_trips::{ingest, TripsDomain, TripsIngest};
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, dir, mode, rows, chunk] = &args[..] else {
-        anyhow::bail!("usage: ingest_child <data_dir> stream|file <rows> <chunk_rows>");
+        anyhow::bail!("usage: ingest_child <data_dir> stream|file <rows> <batch_rows>");
     };
     let (rows, chunk): (u64, u64) = (rows.parse()?, chunk.parse()?);
     let ctx = Ctx::open(Settings::with_data_dir(dir))?;
@@ -24,13 +24,18 @@ fn main() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     let reader = GeneratedReader::new(Generator::new(5, 0.01), rows);
     let summary = match mode.as_str() {
-        "stream" => ingest::ingest_stream_chunked(
+        // Every batch is added to the rollups at once, so a kill leaves visible batches
+        // of a staging load behind as well.
+        "stream" => ingest::ingest_stream(
             &ctx,
             sluice_trips::group_config(&ctx)?,
             "stream.csv",
             &mut BufReader::new(reader),
             &job,
-            chunk,
+            ingest::StreamLimits {
+                batch_rows: chunk as usize,
+                spill_keys: 0,
+            },
         )?,
         _ => {
             let path = std::path::Path::new(dir).join("big.csv");

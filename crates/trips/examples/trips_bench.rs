@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
             let job = ctx.jobs.create(NewJob::new("trips", "ingest", "bytes"))?;
             job.start()?;
             let t = Instant::now();
-            let stdin = std::io::stdin().lock();
+            let stdin = std::io::stdin();
             let s = TripsIngest.ingest_reader(
                 &ctx,
                 "stdin.csv",

@@ -115,8 +115,14 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, TripsError> {
         .create(NewJob::new(ingest::DOMAIN, "ingest", "bytes"))?;
     job.start()?;
     let result = (|| {
-        let mut summary =
-            ingest::ingest_stream(ctx, cfg, "trips.csv", &mut BufReader::new(SAMPLE_CSV), &job)?;
+        let mut summary = ingest::ingest_stream(
+            ctx,
+            cfg,
+            "trips.csv",
+            &mut BufReader::new(SAMPLE_CSV),
+            &job,
+            Default::default(),
+        )?;
         let gen = GeneratedReader::new(Generator::new(42, 0.001), DEMO_ROWS);
         summary.merge(ingest::ingest_stream(
             ctx,
@@ -124,6 +130,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, TripsError> {
             "demo-generated-trips.csv",
             &mut BufReader::with_capacity(1 << 20, gen),
             &job,
+            Default::default(),
         )?);
         Ok::<_, TripsError>(summary)
     })();

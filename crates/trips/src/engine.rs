@@ -6,7 +6,9 @@
 //! Cells are numbered in Morton (Z) order, so a level-k cell is the level-0 code shifted
 //! right by 4k bits and covers one contiguous range of level-0 codes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -18,10 +20,12 @@ const CELLS_PER_DEGREE: f64 = 1024.0;
 /// Level-0 columns (360°) and rows (180°).
 const COLS: u32 = 360 * 1024;
 const ROWS: u32 = 180 * 1024;
-/// Rollup levels kept per trip end: 1 (1/256°) to 8 (64°).
-pub const ROLLUP_LEVELS: std::ops::RangeInclusive<u32> = 1..=8;
-/// Level of the (origin cell, destination cell) rollup used by `match=both`: 1/64°.
-pub const PAIR_LEVEL: u32 = 2;
+/// Rollup levels kept per trip end: 2 (1/64°) to 8 (64°). Finer cells would have about as
+/// many (cell, week) keys as trips; the cut cells of a box are read raw instead.
+pub const ROLLUP_LEVELS: std::ops::RangeInclusive<u32> = 2..=8;
+/// The finest level of the (origin cell, destination cell) rollup used by `match=both`:
+/// 1/16°, so that its keys stay bounded by city pairs, not by trips.
+pub const PAIR_LEVEL: u32 = 3;
 /// The whole grid fits in the cells of this level (256°).
 const TOP_LEVEL: u32 = 9;
 
@@ -451,7 +455,7 @@ pub fn h3_bbox(cell: u64) -> Option<BBox> {
     })
 }
 
-/// A trip as the rollups see it: dictionary ids, week, level-0 cells and H3 cells.
+/// A trip as the rollups see it: dictionary ids, week, level-0 cells and its group.
 #[derive(Clone, Copy, Debug)]
 pub struct Keyed {
     pub region: i64,
@@ -482,36 +486,38 @@ impl GroupConfig {
     }
 }
 
-/// A group's trip count and its (datasource id, count) pairs.
-pub type GroupDelta = (i64, Vec<(i64, i64)>);
-
-/// Rollup changes accumulated in memory between flushes, so that each rollup row is written
-/// once per chunk instead of once per trip.
+/// Rollup changes accumulated in memory, so that each rollup row is written once per load
+/// (or per spill) instead of once per trip. Only the finest level of each rollup is kept
+/// here; coarser levels are derived when writing. The maps are bounded by the number of
+/// distinct keys (cells × weeks, groups), not by the number of trips.
 #[derive(Debug, Default)]
 pub struct Deltas {
     pub trips: u64,
-    pub region: HashMap<i64, i64>,
-    pub datasource: HashMap<i64, i64>,
-    pub region_week: HashMap<(i64, Week), i64>,
-    /// (end, level-1 cell, week); coarser levels are derived at flush.
-    pub cell1: HashMap<(u8, i64, Week), i64>,
-    pub pair: HashMap<(i64, i64, Week), i64>,
-    pub groups: HashMap<GroupKey, GroupDelta>,
+    pub region: FxHashMap<i64, i64>,
+    pub datasource: FxHashMap<i64, i64>,
+    pub region_week: FxHashMap<(i64, Week), i64>,
+    /// (end, cell at the finest rollup level, week).
+    pub cell: FxHashMap<(u8, i64, Week), i64>,
+    /// (origin cell, destination cell, week) at [`PAIR_LEVEL`].
+    pub pair: FxHashMap<(i64, i64, Week), i64>,
+    /// (group, datasource); a group's count is the sum over its datasources.
+    pub group_sources: FxHashMap<(GroupKey, i64), i64>,
 }
 
 impl Deltas {
     pub fn add(&mut self, t: &Keyed) {
+        let base = *ROLLUP_LEVELS.start();
         self.trips += 1;
         *self.region.entry(t.region).or_default() += 1;
         *self.datasource.entry(t.datasource).or_default() += 1;
         *self.region_week.entry((t.region, t.week)).or_default() += 1;
         *self
-            .cell1
-            .entry((0, parent(t.o_cell, 1), t.week))
+            .cell
+            .entry((0, parent(t.o_cell, base), t.week))
             .or_default() += 1;
         *self
-            .cell1
-            .entry((1, parent(t.d_cell, 1), t.week))
+            .cell
+            .entry((1, parent(t.d_cell, base), t.week))
             .or_default() += 1;
         let pair = (
             parent(t.o_cell, PAIR_LEVEL),
@@ -519,64 +525,65 @@ impl Deltas {
             t.week,
         );
         *self.pair.entry(pair).or_default() += 1;
-        let g = self.groups.entry(t.group).or_default();
-        g.0 += 1;
-        match g.1.iter_mut().find(|(ds, _)| *ds == t.datasource) {
-            Some((_, n)) => *n += 1,
-            None => g.1.push((t.datasource, 1)),
-        }
+        *self
+            .group_sources
+            .entry((t.group, t.datasource))
+            .or_default() += 1;
     }
 
-    /// Per-level cell counts, sorted by key for B-tree friendly writes. Sorting and merging
-    /// runs beats hashing here: each level has about as many keys as level 1.
+    /// Distinct keys held, the measure of the memory the maps take.
+    pub fn keys(&self) -> usize {
+        self.region_week.len() + self.cell.len() + self.pair.len() + self.group_sources.len()
+    }
+
+    /// Per-level cell counts, sorted by key for B-tree friendly writes.
     pub fn cells(&self) -> Vec<((u8, u32, i64, Week), i64)> {
-        let mut out = Vec::with_capacity(self.cell1.len() * 2);
-        let mut level_keys: Vec<((u8, u32, i64, Week), i64)> = Vec::with_capacity(self.cell1.len());
-        for level in ROLLUP_LEVELS {
-            let shift = 4 * (level - 1);
-            level_keys.clear();
-            level_keys.extend(
-                self.cell1
-                    .iter()
-                    .map(|(&(end, c1, week), &n)| ((end, level, c1 >> shift, week), n)),
-            );
-            level_keys.sort_unstable_by_key(|e| e.0);
-            for &(k, n) in &level_keys {
-                match out.last_mut() {
-                    Some((last, m)) if *last == k => *m += n,
-                    _ => out.push((k, n)),
-                }
-            }
-        }
-        out
+        let base = *ROLLUP_LEVELS.start();
+        rollup_levels(&self.cell, ROLLUP_LEVELS, |&(end, c, week), level| {
+            let shift = 4 * (level - base);
+            (end, level, c >> shift, week)
+        })
     }
 
     /// Per-level cell pair counts (levels `PAIR_LEVEL..=8`), sorted the same way.
     pub fn pairs(&self) -> Vec<((u32, i64, i64, Week), i64)> {
-        let mut out = Vec::with_capacity(self.pair.len() * 2);
-        let mut keys: Vec<((u32, i64, i64, Week), i64)> = Vec::with_capacity(self.pair.len());
-        for level in PAIR_LEVEL..=*ROLLUP_LEVELS.end() {
-            let shift = 4 * (level - PAIR_LEVEL);
-            keys.clear();
-            keys.extend(
-                self.pair
-                    .iter()
-                    .map(|(&(o, d, week), &n)| ((level, o >> shift, d >> shift, week), n)),
-            );
-            keys.sort_unstable_by_key(|e| e.0);
-            for &(k, n) in &keys {
-                match out.last_mut() {
-                    Some((last, m)) if *last == k => *m += n,
-                    _ => out.push((k, n)),
-                }
-            }
-        }
-        out
+        rollup_levels(
+            &self.pair,
+            PAIR_LEVEL..=*ROLLUP_LEVELS.end(),
+            |&(o, d, week), level| {
+                let shift = 4 * (level - PAIR_LEVEL);
+                (level, o >> shift, d >> shift, week)
+            },
+        )
     }
 
     pub fn is_empty(&self) -> bool {
         self.trips == 0
     }
+}
+
+/// Sums finest-level counts into every level of `levels`, sorted by the derived key.
+/// Sorting and merging runs beats hashing here: each level has about as many keys as the
+/// finest one.
+fn rollup_levels<K, L: Copy + Ord>(
+    fine: &FxHashMap<K, i64>,
+    levels: std::ops::RangeInclusive<u32>,
+    key: impl Fn(&K, u32) -> L,
+) -> Vec<(L, i64)> {
+    let mut out: Vec<(L, i64)> = Vec::with_capacity(fine.len() * 2);
+    let mut keys: Vec<(L, i64)> = Vec::with_capacity(fine.len());
+    for level in levels {
+        keys.clear();
+        keys.extend(fine.iter().map(|(k, &n)| (key(k, level), n)));
+        keys.sort_unstable_by_key(|e| e.0);
+        for &(k, n) in &keys {
+            match out.last_mut() {
+                Some((last, m)) if *last == k => *m += n,
+                _ => out.push((k, n)),
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -604,7 +611,7 @@ mod tests {
     #[test]
     fn cover_is_inside_plus_raw() {
         let b = BBox::parse("14.2,49.9,14.45,50.2").unwrap();
-        let c = cover(&b, 1, &mut |_, _| true);
+        let c = cover(&b, 2, &mut |_, _| true);
         assert!(!c.inside.is_empty() && !c.raw.is_empty());
         for &(level, cell) in &c.inside {
             assert_eq!(b.classify(level, cell), Relation::Inside);
@@ -623,7 +630,7 @@ mod tests {
         let e0 = cell_of(p(14.2, 50.0));
         assert!(c.raw.iter().any(|&(a, z)| (a..=z).contains(&e0)));
         assert_eq!(
-            cover(&BBox::parse("0,0,1,1").unwrap(), 1, &mut |_, _| false),
+            cover(&BBox::parse("0,0,1,1").unwrap(), 2, &mut |_, _| false),
             Cover::default()
         );
     }

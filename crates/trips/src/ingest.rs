@@ -1,15 +1,19 @@
 //! Streaming ingestion of trip CSVs: files in one transaction each (with their ledger entry),
-//! streams (stdin) in committed chunks under a staging load that becomes a ledger entry at
+//! streams (stdin) in committed batches under a staging load that becomes a ledger entry at
 //! the end, or is removed if the process dies first.
 //!
-//! Why chunks for streams: the content hash, and so the ledger's duplicate check, is only
+//! Why batches for streams: the content hash, and so the ledger's duplicate check, is only
 //! known at the end of a stream, and one transaction for 100 M rows would grow the WAL to the
-//! size of the database. Chunks keep the WAL small; the staging load keeps "exactly one copy"
-//! true: a stream that does not finish is removed (by id ranges) before the next ingestion,
-//! and a stream whose content turns out to be a duplicate removes itself.
+//! size of the database. A batch is committed invisible; the transaction that adds batches to
+//! the rollups makes them visible (at the end, or earlier when the rollup deltas in memory
+//! grow past [`StreamLimits::spill_keys`]). The staging load keeps "exactly one copy" true: a stream that
+//! does not finish is removed before the next ingestion, and a stream whose content turns out
+//! to be a duplicate removes itself.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 
 use sluice_core::jobs::{FileResult, FileStatus};
@@ -18,12 +22,28 @@ use sluice_core::{Ctx, DbError, IngestError, JobHandle, Summary};
 
 use crate::engine::GroupConfig;
 use crate::parse::Header;
-use crate::store::{self, LoadId, Writer};
+use crate::store::{self, LoadId, Prepared, Writer};
 
 pub const DOMAIN: &str = "trips";
 
-/// Rows per flush of in-memory rollups (and per committed chunk of a stream).
-const CHUNK_ROWS: u64 = 1 << 20;
+/// How a stream is cut into transactions (tests use small limits).
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    /// Trips per batch (one committed transaction each).
+    pub batch_rows: usize,
+    /// Rollup keys held in memory (about 50 bytes each) before the batches so far are
+    /// added to the rollups and made visible.
+    pub spill_keys: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            batch_rows: crate::batch::BATCH_ROWS,
+            spill_keys: 6_000_000,
+        }
+    }
+}
 
 /// Counts bytes and hashes them as the CSV reader pulls them.
 struct Tap<R> {
@@ -150,20 +170,45 @@ impl<R: Read> Input<R> {
     }
 }
 
-/// Pushes rows until the input ends or `max_rows` more were accepted. Returns whether the
-/// input ended.
-fn pump<R: Read>(
+/// Rows per chunk handed from the parser thread to the writer.
+const CHUNK_ROWS: usize = 8192;
+/// Chunks in flight between the two threads.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Parsed trips, with the names seen first in this chunk in the order of the parser's ids.
+#[derive(Default)]
+struct Chunk {
+    trips: Vec<Prepared>,
+    regions: Vec<String>,
+    sources: Vec<String>,
+}
+
+/// The parser's id of `name`, recording a name seen for the first time in `new`.
+fn local_id(ids: &mut HashMap<String, u32>, new: &mut Vec<String>, name: &str) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = ids.len() as u32;
+    ids.insert(name.to_owned(), id);
+    new.push(name.to_owned());
+    id
+}
+
+/// Parses and keys every row of the input into chunks for the writer. Stops quietly when
+/// the writer hangs up (its error is the one reported).
+fn parse<R: Read>(
     input: &mut Input<R>,
-    w: &mut Writer<'_, '_>,
     p: &mut Progress<'_>,
-    max_rows: u64,
-) -> Result<bool, IngestError> {
-    let stop_at = p.file.rows_accepted + max_rows;
+    cfg: GroupConfig,
+    out: SyncSender<Chunk>,
+) -> Result<(), IngestError> {
     let Input {
         rdr,
         rec,
         header: h,
     } = input;
+    let (mut regions, mut sources) = (HashMap::new(), HashMap::new());
+    let mut chunk = Chunk::default();
     loop {
         let more = match rdr.read_byte_record(rec) {
             Ok(more) => more,
@@ -179,27 +224,65 @@ fn pump<R: Read>(
             },
         };
         if !more {
-            return Ok(true);
+            // Sent even when empty: it may carry names.
+            let _ = out.send(chunk);
+            return Ok(());
         }
-        let line = rec.position().map_or(0, |pos| pos.line());
         match h.row(rec) {
             Ok(row) => {
-                w.push(&row)?;
+                let r = local_id(&mut regions, &mut chunk.regions, row.region.as_str());
+                let d = local_id(&mut sources, &mut chunk.sources, row.datasource.as_str());
+                chunk.trips.push(Prepared::new(cfg, r, d, &row));
                 p.file.rows_accepted += 1;
             }
-            Err(reason) => p.reject(line, reason),
+            Err(reason) => {
+                let line = rec.position().map_or(0, |pos| pos.line());
+                p.reject(line, reason)
+            }
         }
         let seen = p.file.rows_accepted + p.file.rows_rejected;
         if seen.is_multiple_of(65_536) {
             p.report(rdr.get_ref().bytes);
         }
-        if w.pending() >= CHUNK_ROWS {
-            w.flush()?;
-        }
-        if p.file.rows_accepted >= stop_at {
-            return Ok(false);
+        if chunk.trips.len() >= CHUNK_ROWS && out.send(std::mem::take(&mut chunk)).is_err() {
+            return Ok(());
         }
     }
+}
+
+/// Runs [`parse`] on a thread of its own and `write` (which drains the chunks) on this one,
+/// so parsing and keying overlap with the writes.
+fn pipelined<R: Read + Send, T>(
+    input: &mut Input<R>,
+    p: &mut Progress<'_>,
+    cfg: GroupConfig,
+    write: impl FnOnce(&Receiver<Chunk>) -> Result<T, IngestError>,
+) -> Result<T, IngestError> {
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
+        let parser = std::thread::Builder::new()
+            .name("trips-parser".into())
+            .spawn_scoped(s, move || parse(input, p, cfg, tx))
+            .map_err(|e| IngestError::Invalid(format!("cannot start the CSV parser: {e}")))?;
+        let written = write(&rx);
+        // Hang up first, so that a parser blocked on a full channel ends.
+        drop(rx);
+        let parsed = parser
+            .join()
+            .unwrap_or_else(|_| Err(IngestError::Invalid("the CSV parser panicked".into())));
+        let out = written?;
+        parsed?;
+        Ok(out)
+    })
+}
+
+/// Adds one chunk to the writer.
+fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), DbError> {
+    w.add_names(c, &chunk.regions, &chunk.sources)?;
+    for t in &chunk.trips {
+        w.push(c, t)?;
+    }
+    Ok(())
 }
 
 /// Removes staging loads left by dead processes, each in its own transaction.
@@ -269,8 +352,11 @@ fn ingest_file(
             }
             let load = store::create_load(tx, &meta.name, Some(file_id.0), cfg)?;
             let mut w = Writer::new(tx, load, cfg)?;
-            pump(&mut input, &mut w, &mut p, u64::MAX)?;
-            w.flush()?;
+            pipelined(&mut input, &mut p, cfg, |rx| {
+                rx.iter().try_for_each(|chunk| add(tx, &mut w, &chunk))?;
+                Ok(())
+            })?;
+            w.roll_up(tx)?;
             Ok::<_, IngestError>(Counts {
                 accepted: p.file.rows_accepted,
                 rejected: p.file.rows_rejected,
@@ -288,25 +374,14 @@ fn ingest_file(
     })
 }
 
-/// Ingests one stream under `name`, in committed chunks (see the module doc).
+/// Ingests one stream under `name`, in committed batches (see the module doc).
 pub fn ingest_stream(
     ctx: &Ctx,
     cfg: GroupConfig,
     name: &str,
-    reader: &mut dyn BufRead,
+    reader: &mut (dyn BufRead + Send),
     job: &JobHandle,
-) -> Result<Summary, IngestError> {
-    ingest_stream_chunked(ctx, cfg, name, reader, job, CHUNK_ROWS)
-}
-
-/// [`ingest_stream`] committing every `chunk_rows` accepted rows (tests use small chunks).
-pub fn ingest_stream_chunked(
-    ctx: &Ctx,
-    cfg: GroupConfig,
-    name: &str,
-    reader: &mut dyn BufRead,
-    job: &JobHandle,
-    chunk_rows: u64,
+    limits: StreamLimits,
 ) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
     let mut p = Progress::new(job, Summary::default(), name);
@@ -320,7 +395,11 @@ pub fn ingest_stream_chunked(
         tx.commit()?;
         Ok::<_, DbError>(load)
     })?;
-    let result = stream_chunks(ctx, cfg, load, &mut input, &mut p, chunk_rows);
+    let mut w = ctx.db.read(|c| Writer::new(c, load, cfg))?;
+    w.set_batch_rows(limits.batch_rows);
+    let result = pipelined(&mut input, &mut p, cfg, |rx| {
+        stream_batches(ctx, &mut w, rx, limits.spill_keys)
+    });
     let outcome = result.and_then(|()| {
         // Drain what the CSV reader left unread so the hash covers every byte.
         let tap = input.rdr.get_mut();
@@ -342,6 +421,7 @@ pub fn ingest_stream_chunked(
                         store::remove_load(tx, old_load)?;
                     }
                 }
+                w.roll_up(tx)?;
                 store::finish_load(tx, load, file_id.0)?;
                 Ok::<_, IngestError>(counts)
             })
@@ -376,29 +456,31 @@ fn discard(ctx: &Ctx, load: LoadId) -> Result<(), DbError> {
     })
 }
 
-fn stream_chunks<R: Read>(
+/// Writes the chunks of a stream, committing after each batch written.
+fn stream_batches(
     ctx: &Ctx,
-    cfg: GroupConfig,
-    load: LoadId,
-    input: &mut Input<R>,
-    p: &mut Progress<'_>,
-    chunk_rows: u64,
+    w: &mut Writer,
+    rx: &Receiver<Chunk>,
+    spill_keys: usize,
 ) -> Result<(), IngestError> {
-    loop {
-        let ended = ctx.db.write(|c| {
+    let mut ended = false;
+    while !ended {
+        ctx.db.write(|c| {
             let tx = c.transaction()?;
-            let ended = {
-                let mut w = Writer::new(&tx, load, cfg)?;
-                let ended = pump(input, &mut w, p, chunk_rows)?;
-                w.flush()?;
-                ended
-            };
+            let batches = w.batches();
+            while w.batches() == batches {
+                let Ok(chunk) = rx.recv() else {
+                    ended = true;
+                    break;
+                };
+                add(&tx, w, &chunk)?;
+            }
+            if !ended && w.rollup_keys() > spill_keys {
+                w.roll_up(&tx)?;
+            }
             tx.commit()?;
-            Ok::<_, IngestError>(ended)
+            Ok::<_, DbError>(())
         })?;
-        p.report(input.bytes());
-        if ended {
-            return Ok(());
-        }
     }
+    Ok(())
 }

@@ -24,6 +24,7 @@
 //!   the single writer, so ids are contiguous).
 
 pub mod api;
+pub mod batch;
 pub mod cli;
 pub mod compat;
 pub mod engine;
@@ -145,10 +146,10 @@ impl FileIngest for TripsIngest {
         &self,
         ctx: &Ctx,
         name: &str,
-        reader: &mut dyn std::io::BufRead,
+        reader: &mut (dyn std::io::BufRead + Send),
         job: &JobHandle,
     ) -> Result<Summary, IngestError> {
         let cfg = group_config(ctx).map_err(to_ingest)?;
-        ingest::ingest_stream(ctx, cfg, name, reader, job)
+        ingest::ingest_stream(ctx, cfg, name, reader, job, Default::default())
     }
 }

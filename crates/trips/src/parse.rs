@@ -20,6 +20,10 @@ impl Point {
         }
         Ok(Point { lon, lat })
     }
+    /// A point read back from storage, where it was validated when written.
+    pub(crate) fn stored(lon: f64, lat: f64) -> Point {
+        Point { lon, lat }
+    }
     pub fn lon(self) -> f64 {
         self.lon
     }

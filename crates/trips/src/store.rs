@@ -1,24 +1,31 @@
-//! All SQL of the domain: schema, loading trips with their rollups, removing a load's
-//! contribution, and the queries behind the routes. Every statement is parameterized; the
-//! only request-chosen names (trip end, count column) come from fixed allow-lists here.
+//! All SQL of the domain: schema, loading batches of trips with their rollups, removing a
+//! load's contribution, and the queries behind the routes. Every statement is
+//! parameterized; the only request-chosen names (trip end, count column) come from fixed
+//! allow-lists here. The blob layout of a batch is in [`crate::batch`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
+use rusqlite::blob::Blob;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sluice_core::{DbError, Migration};
 
-use crate::engine::{
-    self, BBox, Deltas, GroupConfig, GroupDelta, GroupKey, Keyed, Relation, Week, PAIR_LEVEL,
-};
+use crate::batch::{self, DestRec, End, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
+use crate::engine::{self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, Week, PAIR_LEVEL};
 use crate::parse::{Point, Timestamp, TripRow};
 
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration {
-        name: "V1__init",
-        sql: include_str!("../migrations/V1__init.sql"),
-    }]
+    vec![
+        Migration {
+            name: "V1__init",
+            sql: include_str!("../migrations/V1__init.sql"),
+        },
+        Migration {
+            name: "V2__batches",
+            sql: include_str!("../migrations/V2__batches.sql"),
+        },
+    ]
 }
 
 type Result<T> = std::result::Result<T, DbError>;
@@ -76,95 +83,229 @@ pub fn release(load: LoadId) {
     }
 }
 
-/// Writes trips of one load inside one transaction, accumulating rollup deltas in memory.
-pub struct Writer<'t, 'c> {
-    tx: &'t Transaction<'c>,
-    cfg: GroupConfig,
-    load: LoadId,
-    regions: HashMap<String, i64>,
-    sources: HashMap<String, i64>,
-    deltas: Deltas,
-    range: Option<(i64, i64)>,
+/// A parsed trip with what the rollups derive from its coordinates, computed off the
+/// writer's thread. `region` and `datasource` are the parser's own ids of the names it
+/// passes to [`Writer::add_names`].
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared {
+    pub region: u32,
+    pub datasource: u32,
+    pub ts: Timestamp,
+    pub origin: Point,
+    pub destination: Point,
+    pub o_cell: i64,
+    pub d_cell: i64,
+    pub o_h3: u64,
+    pub d_h3: u64,
+    pub bucket: u32,
 }
 
-impl<'t, 'c> Writer<'t, 'c> {
-    pub fn new(tx: &'t Transaction<'c>, load: LoadId, cfg: GroupConfig) -> Result<Self> {
+impl Prepared {
+    pub fn new(cfg: GroupConfig, region: u32, datasource: u32, row: &TripRow<'_>) -> Prepared {
+        Prepared {
+            region,
+            datasource,
+            ts: row.ts,
+            origin: row.origin,
+            destination: row.destination,
+            o_cell: engine::cell_of(row.origin),
+            d_cell: engine::cell_of(row.destination),
+            o_h3: cfg.cell(row.origin),
+            d_h3: cfg.cell(row.destination),
+            bucket: cfg.bucket(row.ts),
+        }
+    }
+}
+
+/// Builds the batches of one load and its rollup deltas. Each method runs inside the
+/// caller's transaction; a stream spans several.
+pub struct Writer {
+    cfg: GroupConfig,
+    load: LoadId,
+    regions: HashMap<String, u16>,
+    sources: HashMap<String, u16>,
+    /// Dictionary ids by the parser's ids.
+    region_ids: Vec<u16>,
+    source_ids: Vec<u16>,
+    batches: u64,
+    recs: Vec<TripRec>,
+    /// Level-0 (origin, destination) cells of `recs`.
+    cells: Vec<(i64, i64)>,
+    built: batch::Built,
+    batch_rows: usize,
+    deltas: Deltas,
+}
+
+impl Writer {
+    pub fn new(c: &Connection, load: LoadId, cfg: GroupConfig) -> Result<Self> {
         Ok(Writer {
-            tx,
             cfg,
             load,
-            regions: dictionary(tx, "SELECT name, id FROM trips_region")?,
-            sources: dictionary(tx, "SELECT name, id FROM trips_datasource")?,
+            regions: dictionary(c, "SELECT name, id FROM trips_region")?,
+            sources: dictionary(c, "SELECT name, id FROM trips_datasource")?,
+            region_ids: Vec::new(),
+            source_ids: Vec::new(),
+            batches: 0,
+            recs: Vec::new(),
+            cells: Vec::new(),
+            built: batch::Built::default(),
+            batch_rows: BATCH_ROWS,
             deltas: Deltas::default(),
-            range: None,
         })
     }
 
-    /// Inserts one trip; returns its id.
-    pub fn push(&mut self, row: &TripRow<'_>) -> Result<i64> {
-        let region = intern(
-            self.tx,
-            &mut self.regions,
-            "trips_region",
-            row.region.as_str(),
-        )?;
-        let ds = intern(
-            self.tx,
-            &mut self.sources,
-            "trips_datasource",
-            row.datasource.as_str(),
-        )?;
-        let keyed = Keyed {
-            region,
-            datasource: ds,
-            week: Week::of(row.ts),
-            o_cell: engine::cell_of(row.origin),
-            d_cell: engine::cell_of(row.destination),
-            group: self.cfg.key(region, row.origin, row.destination, row.ts),
-        };
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO trips_trip (region_id, datasource_id, ts, o_lon, o_lat, d_lon, d_lat,
-               o_cell, d_cell) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        stmt.execute(params![
-            region,
-            ds,
-            row.ts.secs(),
-            row.origin.lon(),
-            row.origin.lat(),
-            row.destination.lon(),
-            row.destination.lat(),
-            keyed.o_cell,
-            keyed.d_cell
-        ])?;
-        let id = self.tx.last_insert_rowid();
-        self.range = Some(match self.range {
-            None => (id, id),
-            Some((a, _)) => (a, id),
-        });
-        self.deltas.add(&keyed);
-        Ok(id)
+    /// Trips per batch, at most [`BATCH_ROWS`] (tests use small batches).
+    pub fn set_batch_rows(&mut self, n: usize) {
+        self.batch_rows = n.clamp(1, BATCH_ROWS);
     }
 
-    /// Trips pushed since the last flush.
-    pub fn pending(&self) -> u64 {
-        self.deltas.trips
-    }
-
-    /// Writes the accumulated rollups and the id range of the rows written so far.
-    pub fn flush(&mut self) -> Result<()> {
-        if let Some((a, b)) = self.range.take() {
-            self.tx.execute(
-                "INSERT INTO trips_chunk (load_id, first_id, last_id) VALUES (?1, ?2, ?3)",
-                params![self.load.0, a, b],
-            )?;
+    /// Interns names the parser saw first, in the order of its ids.
+    pub fn add_names(
+        &mut self,
+        c: &Connection,
+        regions: &[String],
+        sources: &[String],
+    ) -> Result<()> {
+        for name in regions {
+            let id = intern(c, &mut self.regions, Dict::Region, name)?;
+            self.region_ids.push(id);
         }
-        let deltas = std::mem::take(&mut self.deltas);
-        apply(self.tx, &deltas, self.cfg, 1)
+        for name in sources {
+            let id = intern(c, &mut self.sources, Dict::Datasource, name)?;
+            self.source_ids.push(id);
+        }
+        Ok(())
+    }
+
+    /// Adds one trip, first writing the batch in memory if it is full.
+    pub fn push(&mut self, c: &Connection, t: &Prepared) -> Result<()> {
+        if self.recs.len() >= self.batch_rows {
+            self.write_batch(c)?;
+        }
+        let unknown = || DbError::Task("a trip names a region or datasource not yet added".into());
+        let region = *self.region_ids.get(t.region as usize).ok_or_else(unknown)?;
+        let datasource = *self
+            .source_ids
+            .get(t.datasource as usize)
+            .ok_or_else(unknown)?;
+        let rec = TripRec {
+            offset: self.recs.len() as u32,
+            region,
+            datasource,
+            ts: t.ts,
+            origin: t.origin,
+            destination: t.destination,
+        };
+        self.deltas.add(&Keyed {
+            region: i64::from(region),
+            datasource: i64::from(datasource),
+            week: Week::of(t.ts),
+            o_cell: t.o_cell,
+            d_cell: t.d_cell,
+            group: GroupKey {
+                region: i64::from(region),
+                o_h3: t.o_h3,
+                d_h3: t.d_h3,
+                bucket: t.bucket,
+            },
+        });
+        if self.recs.capacity() == 0 {
+            self.recs.reserve_exact(self.batch_rows);
+            self.cells.reserve_exact(self.batch_rows);
+        }
+        self.recs.push(rec);
+        self.cells.push((t.o_cell, t.d_cell));
+        Ok(())
+    }
+
+    /// Batches written so far.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// Distinct rollup keys held in memory (the caller rolls up when they grow large).
+    pub fn rollup_keys(&self) -> usize {
+        self.deltas.keys()
+    }
+
+    /// Writes the trips in memory as one batch, not yet visible.
+    pub fn write_batch(&mut self, c: &Connection) -> Result<()> {
+        if self.recs.is_empty() {
+            return Ok(());
+        }
+        batch::build(&self.recs, &self.cells, &mut self.built);
+        let first_id: i64 = c.query_row(
+            "SELECT coalesce(max(first_id + n), 1) FROM trips_batch",
+            [],
+            |r| r.get(0),
+        )?;
+        let (ts_min, ts_max) = self.recs.iter().fold((i64::MAX, i64::MIN), |(a, b), r| {
+            (a.min(r.ts.secs()), b.max(r.ts.secs()))
+        });
+        let built = &self.built;
+        // Zero blobs filled in place: binding the blobs would copy each one once more.
+        c.execute(
+            "INSERT INTO trips_batch (load_id, first_id, n, visible, ts_min, ts_max, trips, dests, pos)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5, zeroblob(?6), zeroblob(?7), zeroblob(?8))",
+            params![
+                self.load.0,
+                first_id,
+                self.recs.len() as i64,
+                ts_min,
+                ts_max,
+                built.trips.len(),
+                built.dests.len(),
+                built.pos.len()
+            ],
+        )?;
+        let batch_id = c.last_insert_rowid();
+        for (column, data) in [
+            ("trips", &built.trips),
+            ("dests", &built.dests),
+            ("pos", &built.pos),
+        ] {
+            c.blob_open("main", "trips_batch", column, batch_id, false)?
+                .write_at(data, 0)?;
+        }
+        let mut stmt = c.prepare_cached(
+            "INSERT INTO trips_block (end_, cell, batch_id, start, dir) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for b in &built.blocks {
+            stmt.execute(params![b.end as i64, b.cell, batch_id, b.start, b.dir])?;
+        }
+        self.recs.clear();
+        self.cells.clear();
+        self.batches += 1;
+        Ok(())
+    }
+
+    /// Writes what is in memory, adds the load's rollup deltas and makes its batches
+    /// visible, all in the caller's transaction.
+    pub fn roll_up(&mut self, c: &Connection) -> Result<()> {
+        self.write_batch(c)?;
+        apply(c, &std::mem::take(&mut self.deltas), self.cfg, 1)?;
+        c.execute(
+            "UPDATE trips_batch SET visible = 1 WHERE load_id = ?1 AND NOT visible",
+            [self.load.0],
+        )?;
+        Ok(())
     }
 }
 
-fn dictionary(c: &Connection, sql: &str) -> Result<HashMap<String, i64>> {
+/// A stored trip as the rollups see it.
+fn keyed(r: &TripRec, cfg: GroupConfig) -> Keyed {
+    let region = i64::from(r.region);
+    Keyed {
+        region,
+        datasource: i64::from(r.datasource),
+        week: Week::of(r.ts),
+        o_cell: engine::cell_of(r.origin),
+        d_cell: engine::cell_of(r.destination),
+        group: cfg.key(region, r.origin, r.destination, r.ts),
+    }
+}
+
+fn dictionary(c: &Connection, sql: &str) -> Result<HashMap<String, u16>> {
     let mut stmt = c.prepare(sql)?;
     let map = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -172,48 +313,58 @@ fn dictionary(c: &Connection, sql: &str) -> Result<HashMap<String, i64>> {
     Ok(map)
 }
 
-/// The id of a dictionary name, created on first sight. `table` is one of two constants.
-fn intern(
-    tx: &Transaction<'_>,
-    cache: &mut HashMap<String, i64>,
-    table: &'static str,
-    name: &str,
-) -> Result<i64> {
+/// The two dictionaries (an allow-list of table names).
+#[derive(Clone, Copy)]
+enum Dict {
+    Region,
+    Datasource,
+}
+
+/// The id of a dictionary name, created on first sight. Ids are `u16` in the blobs.
+fn intern(c: &Connection, cache: &mut HashMap<String, u16>, dict: Dict, name: &str) -> Result<u16> {
     if let Some(&id) = cache.get(name) {
         return Ok(id);
     }
-    let sql = match table {
-        "trips_region" => "INSERT INTO trips_region (name) VALUES (?1)",
-        _ => "INSERT INTO trips_datasource (name) VALUES (?1)",
+    let (sql, what) = match dict {
+        Dict::Region => ("INSERT INTO trips_region (name) VALUES (?1)", "regions"),
+        Dict::Datasource => (
+            "INSERT INTO trips_datasource (name) VALUES (?1)",
+            "datasources",
+        ),
     };
-    tx.execute(sql, [name])?;
-    let id = tx.last_insert_rowid();
+    c.execute(sql, [name])?;
+    let id = u16::try_from(c.last_insert_rowid()).map_err(|_| {
+        DbError::Task(format!(
+            "more than {} distinct {what} (at `{name}`)",
+            u16::MAX
+        ))
+    })?;
     cache.insert(name.to_owned(), id);
     Ok(id)
 }
 
 /// Adds `sign` × deltas to every rollup; rows that reach zero are removed.
-fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> {
+fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> {
     if d.is_empty() {
         return Ok(());
     }
     let removing = sign < 0;
     {
-        let mut up = tx.prepare_cached("UPDATE trips_region SET n = n + ?2 WHERE id = ?1")?;
+        let mut up = c.prepare_cached("UPDATE trips_region SET n = n + ?2 WHERE id = ?1")?;
         for (&id, &n) in &d.region {
             up.execute(params![id, sign * n])?;
         }
-        let mut up = tx.prepare_cached("UPDATE trips_datasource SET n = n + ?2 WHERE id = ?1")?;
+        let mut up = c.prepare_cached("UPDATE trips_datasource SET n = n + ?2 WHERE id = ?1")?;
         for (&id, &n) in &d.datasource {
             up.execute(params![id, sign * n])?;
         }
     }
     {
-        let mut up = tx.prepare_cached(
+        let mut up = c.prepare_cached(
             "INSERT INTO trips_region_week (region_id, week, n) VALUES (?1, ?2, ?3)
              ON CONFLICT (region_id, week) DO UPDATE SET n = n + excluded.n",
         )?;
-        let mut del = tx.prepare_cached(
+        let mut del = c.prepare_cached(
             "DELETE FROM trips_region_week WHERE region_id = ?1 AND week = ?2 AND n = 0",
         )?;
         let mut rows: Vec<_> = d.region_week.iter().collect();
@@ -226,11 +377,11 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
         }
     }
     {
-        let mut up = tx.prepare_cached(
+        let mut up = c.prepare_cached(
             "INSERT INTO trips_cell_week (end_, level, cell, week, n) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (end_, level, cell, week) DO UPDATE SET n = n + excluded.n",
         )?;
-        let mut del = tx.prepare_cached(
+        let mut del = c.prepare_cached(
             "DELETE FROM trips_cell_week
              WHERE end_ = ?1 AND level = ?2 AND cell = ?3 AND week = ?4 AND n = 0",
         )?;
@@ -242,12 +393,12 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
         }
     }
     {
-        let mut up = tx.prepare_cached(
+        let mut up = c.prepare_cached(
             "INSERT INTO trips_pair_week (level, o_cell, d_cell, week, n)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (level, o_cell, d_cell, week) DO UPDATE SET n = n + excluded.n",
         )?;
-        let mut del = tx.prepare_cached(
+        let mut del = c.prepare_cached(
             "DELETE FROM trips_pair_week
              WHERE level = ?1 AND o_cell = ?2 AND d_cell = ?3 AND week = ?4 AND n = 0",
         )?;
@@ -258,23 +409,29 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
             }
         }
     }
+    apply_groups(c, d, cfg, sign)
+}
+
+fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> {
     let res = u8::from(cfg.resolution);
-    let mut group = tx.prepare_cached(
+    let mut group = c.prepare_cached(
         "INSERT INTO trips_group (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket, n)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket)
          DO UPDATE SET n = n + excluded.n RETURNING id, n",
     )?;
-    let mut source = tx.prepare_cached(
+    let mut source = c.prepare_cached(
         "INSERT INTO trips_group_source (group_id, datasource_id, n) VALUES (?1, ?2, ?3)
          ON CONFLICT (group_id, datasource_id) DO UPDATE SET n = n + excluded.n",
     )?;
     let mut del_sources =
-        tx.prepare_cached("DELETE FROM trips_group_source WHERE group_id = ?1 AND n = 0")?;
-    let mut del_group = tx.prepare_cached("DELETE FROM trips_group WHERE id = ?1")?;
-    let mut groups: Vec<(&GroupKey, &GroupDelta)> = d.groups.iter().collect();
-    groups.sort_unstable_by_key(|g| g.0);
-    for (k, (n, sources)) in groups {
+        c.prepare_cached("DELETE FROM trips_group_source WHERE group_id = ?1 AND n = 0")?;
+    let mut del_group = c.prepare_cached("DELETE FROM trips_group WHERE id = ?1")?;
+    let mut sources: Vec<(&(GroupKey, i64), &i64)> = d.group_sources.iter().collect();
+    sources.sort_unstable_by_key(|s| s.0);
+    for run in sources.chunk_by(|a, b| a.0 .0 == b.0 .0) {
+        let k = run[0].0 .0;
+        let n: i64 = run.iter().map(|s| *s.1).sum();
         let (id, total): (i64, i64) = group.query_row(
             params![
                 res,
@@ -287,10 +444,10 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
             ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        for &(ds, m) in sources {
+        for &(&(_, ds), &m) in run {
             source.execute(params![id, ds, sign * m])?;
         }
-        if removing {
+        if sign < 0 {
             del_sources.execute([id])?;
             if total == 0 {
                 del_group.execute([id])?;
@@ -300,7 +457,8 @@ fn apply(tx: &Transaction<'_>, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resul
     Ok(())
 }
 
-/// Removes every row and rollup contribution of a load, then the load itself.
+/// Removes every batch and rollup contribution of a load, then the load itself. Returns
+/// the trips removed.
 pub fn remove_load(tx: &Transaction<'_>, load: LoadId) -> Result<u64> {
     let Some((res, minutes)) = tx
         .query_row(
@@ -313,52 +471,34 @@ pub fn remove_load(tx: &Transaction<'_>, load: LoadId) -> Result<u64> {
         return Ok(0);
     };
     let cfg = GroupConfig::new(res, minutes).map_err(DbError::Task)?;
-    let chunks: Vec<(i64, i64)> = {
-        let mut stmt =
-            tx.prepare("SELECT first_id, last_id FROM trips_chunk WHERE load_id = ?1")?;
+    let batches: Vec<(i64, i64, bool)> = {
+        let mut stmt = tx.prepare("SELECT id, n, visible FROM trips_batch WHERE load_id = ?1")?;
         let rows = stmt
-            .query_map([load.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([load.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         rows
     };
     let mut removed = 0;
-    for (a, b) in chunks {
-        let mut deltas = Deltas::default();
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT region_id, datasource_id, ts, o_lon, o_lat, d_lon, d_lat, o_cell, d_cell
-                 FROM trips_trip WHERE id BETWEEN ?1 AND ?2",
+    for (batch_id, n, visible) in batches {
+        // Only visible batches were added to the rollups.
+        if visible {
+            let blob: Vec<u8> = tx.query_row(
+                "SELECT trips FROM trips_batch WHERE id = ?1",
+                [batch_id],
+                |r| r.get(0),
             )?;
-            let mut rows = stmt.query(params![a, b])?;
-            while let Some(r) = rows.next()? {
-                let region: i64 = r.get(0)?;
-                let ts = Timestamp::from_secs(r.get(2)?);
-                let o = point(r.get(3)?, r.get(4)?)?;
-                let d = point(r.get(5)?, r.get(6)?)?;
-                deltas.add(&Keyed {
-                    region,
-                    datasource: r.get(1)?,
-                    week: Week::of(ts),
-                    o_cell: r.get(7)?,
-                    d_cell: r.get(8)?,
-                    group: cfg.key(region, o, d, ts),
-                });
+            let mut deltas = Deltas::default();
+            for b in blob.chunks_exact(TRIP_BYTES) {
+                deltas.add(&keyed(&TripRec::decode(b), cfg));
             }
+            apply(tx, &deltas, cfg, -1)?;
         }
-        removed += deltas.trips;
-        apply(tx, &deltas, cfg, -1)?;
-        tx.execute(
-            "DELETE FROM trips_trip WHERE id BETWEEN ?1 AND ?2",
-            params![a, b],
-        )?;
+        tx.execute("DELETE FROM trips_block WHERE batch_id = ?1", [batch_id])?;
+        tx.execute("DELETE FROM trips_batch WHERE id = ?1", [batch_id])?;
+        removed += n as u64;
     }
-    tx.execute("DELETE FROM trips_chunk WHERE load_id = ?1", [load.0])?;
     tx.execute("DELETE FROM trips_load WHERE id = ?1", [load.0])?;
     Ok(removed)
-}
-
-fn point(lon: f64, lat: f64) -> Result<Point> {
-    Point::new(lon, lat).map_err(DbError::Task)
 }
 
 /// The load of a ledger entry.
@@ -403,6 +543,143 @@ fn process_alive(pid: i64) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
+// Reading batches
+
+/// Dictionary names by id, for showing trips.
+struct Names {
+    regions: HashMap<u16, String>,
+    sources: HashMap<u16, String>,
+}
+
+impl Names {
+    fn load(c: &Connection) -> Result<Names> {
+        let read = |sql: &str| -> Result<HashMap<u16, String>> {
+            let mut stmt = c.prepare_cached(sql)?;
+            let map = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(map)
+        };
+        Ok(Names {
+            regions: read("SELECT id, name FROM trips_region")?,
+            sources: read("SELECT id, name FROM trips_datasource")?,
+        })
+    }
+
+    fn id(map: &HashMap<u16, String>, name: &str) -> Option<u16> {
+        map.iter().find(|(_, n)| *n == name).map(|(&id, _)| id)
+    }
+
+    fn trip(&self, first_id: i64, r: &TripRec) -> TripOut {
+        TripOut {
+            id: first_id + i64::from(r.offset),
+            region: self.regions.get(&r.region).cloned().unwrap_or_default(),
+            datasource: self.sources.get(&r.datasource).cloned().unwrap_or_default(),
+            ts: r.ts,
+            origin_lon: r.origin.lon(),
+            origin_lat: r.origin.lat(),
+            destination_lon: r.destination.lon(),
+            destination_lat: r.destination.lat(),
+        }
+    }
+}
+
+/// The blob column sorted by `end`, and its record width (an allow-list of column names).
+fn sorted_blob(end: End) -> (&'static str, usize) {
+    match end {
+        End::Origin => ("trips", TRIP_BYTES),
+        End::Destination => ("dests", DEST_BYTES),
+    }
+}
+
+/// Opens (or moves) a read-only handle on one blob of a batch.
+fn open_blob<'c>(
+    c: &'c Connection,
+    slot: &mut Option<Blob<'c>>,
+    column: &str,
+    batch_id: i64,
+) -> Result<()> {
+    match slot {
+        Some(b) => b.reopen(batch_id)?,
+        None => *slot = Some(c.blob_open("main", "trips_batch", column, batch_id, true)?),
+    }
+    Ok(())
+}
+
+/// Calls `f(record, first id of its batch)` for every visible trip whose `end` lies in one
+/// of the level-0 ranges (sorted, merged), plus neighbours in the same 1/256° sub-cells:
+/// callers check coordinates exactly. `batch` restricts the scan to one batch.
+fn scan_blocks(
+    c: &Connection,
+    end: End,
+    ranges: &[(i64, i64)],
+    batch: Option<i64>,
+    mut f: impl FnMut(&[u8], i64),
+) -> Result<()> {
+    let (column, width) = sorted_blob(end);
+    let mut blocks = c.prepare_cached(
+        "SELECT k.batch_id, b.first_id, k.start, k.dir FROM trips_block k
+         JOIN trips_batch b ON b.id = k.batch_id
+         WHERE k.end_ = ?1 AND k.cell = ?2 AND b.visible AND (?3 IS NULL OR k.batch_id = ?3)",
+    )?;
+    let mut blob = None;
+    let mut buf = Vec::new();
+    for cell in batch::block_cells(ranges) {
+        let mut rows = blocks.query(params![end as i64, cell, batch])?;
+        while let Some(r) = rows.next()? {
+            let (batch_id, first_id, start): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let runs = batch::runs(
+                r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?,
+                cell,
+                ranges,
+            );
+            if runs.is_empty() {
+                continue;
+            }
+            open_blob(c, &mut blob, column, batch_id)?;
+            let b = blob.as_ref().expect("opened");
+            for (a, z) in runs {
+                buf.resize((z - a) as usize * width, 0);
+                b.read_at_exact(&mut buf, (start + a) as usize * width)?;
+                for rec in buf.chunks_exact(width) {
+                    f(rec, first_id);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn scan_origins(
+    c: &Connection,
+    ranges: &[(i64, i64)],
+    range: WeekRange,
+    mut f: impl FnMut(&TripRec, Week),
+) -> Result<()> {
+    scan_blocks(c, End::Origin, ranges, None, |b, _| {
+        let r = TripRec::decode(b);
+        let week = Week::of(r.ts);
+        if range.has(week) {
+            f(&r, week);
+        }
+    })
+}
+
+fn scan_dests(
+    c: &Connection,
+    ranges: &[(i64, i64)],
+    range: WeekRange,
+    mut f: impl FnMut(&DestRec),
+) -> Result<()> {
+    scan_blocks(c, End::Destination, ranges, None, |b, _| {
+        let r = DestRec::decode(b);
+        if range.has(r.week) {
+            f(&r);
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 // Queries
 
 /// One trip as the APIs show it.
@@ -419,28 +696,46 @@ pub struct TripOut {
     pub destination_lat: f64,
 }
 
-const TRIP_SELECT: &str = "SELECT t.id, r.name, s.name, t.ts, t.o_lon, t.o_lat, t.d_lon, t.d_lat
-    FROM trips_trip t JOIN trips_region r ON r.id = t.region_id
-    JOIN trips_datasource s ON s.id = t.datasource_id";
+/// The visible batch holding trip `id`: (batch id, first id).
+fn batch_of(c: &Connection, id: i64) -> Result<Option<(i64, i64)>> {
+    Ok(c.query_row(
+        "SELECT id, first_id FROM trips_batch
+             WHERE first_id <= ?1 AND first_id + n > ?1 AND visible
+             ORDER BY first_id DESC LIMIT 1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?)
+}
 
-fn trip_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TripOut> {
-    Ok(TripOut {
-        id: r.get(0)?,
-        region: r.get(1)?,
-        datasource: r.get(2)?,
-        ts: Timestamp::from_secs(r.get(3)?),
-        origin_lon: r.get(4)?,
-        origin_lat: r.get(5)?,
-        destination_lon: r.get(6)?,
-        destination_lat: r.get(7)?,
-    })
+/// Reads the trips at id offsets `offsets` of one batch, through its `pos` blob.
+fn read_by_offsets(
+    c: &Connection,
+    batch_id: i64,
+    offsets: std::ops::Range<u32>,
+) -> Result<Vec<TripRec>> {
+    let pos = c.blob_open("main", "trips_batch", "pos", batch_id, true)?;
+    let trips = c.blob_open("main", "trips_batch", "trips", batch_id, true)?;
+    let mut at = vec![0u8; offsets.len() * 4];
+    pos.read_at_exact(&mut at, offsets.start as usize * 4)?;
+    let mut rec = [0u8; TRIP_BYTES];
+    at.chunks_exact(4)
+        .map(|p| {
+            let i = u32::from_le_bytes(p.try_into().expect("4 bytes")) as usize;
+            trips.read_at_exact(&mut rec, i * TRIP_BYTES)?;
+            Ok(TripRec::decode(&rec))
+        })
+        .collect()
 }
 
 pub fn trip(c: &Connection, id: i64) -> Result<Option<TripOut>> {
-    Ok(
-        c.query_row(&format!("{TRIP_SELECT} WHERE t.id = ?1"), [id], trip_row)
-            .optional()?,
-    )
+    let Some((batch_id, first_id)) = batch_of(c, id)? else {
+        return Ok(None);
+    };
+    let off = (id - first_id) as u32;
+    let recs = read_by_offsets(c, batch_id, off..off + 1)?;
+    let names = Names::load(c)?;
+    Ok(recs.first().map(|r| names.trip(first_id, r)))
 }
 
 /// Filters of trip listings (all optional).
@@ -458,52 +753,95 @@ pub struct TripFilter {
     pub limit: u32,
 }
 
+impl TripFilter {
+    fn is_empty(&self) -> bool {
+        self.region.is_none()
+            && self.datasource.is_none()
+            && self.origin == (None, None)
+            && self.destination == (None, None)
+            && self.from.is_none()
+            && self.to.is_none()
+    }
+}
+
+/// Trips in id order after the cursor. Batches are read in id order: without filters by
+/// id offset; with both origin coordinates through that cell's block; otherwise whole.
 pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
-    // With both coordinates of an end given, its cell narrows the scan through the index.
-    let cell = |p: (Option<f64>, Option<f64>)| match p {
-        (Some(x), Some(y)) => Point::new(x, y).ok().map(engine::cell_of),
+    let names = Names::load(c)?;
+    let lookup = |map: &HashMap<u16, String>, name: &Option<String>| match name {
+        None => Some(None),
+        Some(n) => Names::id(map, n).map(Some),
+    };
+    let (Some(region), Some(source)) = (
+        lookup(&names.regions, &f.region),
+        lookup(&names.sources, &f.datasource),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let eq = |want: Option<f64>, v: f64| want.is_none_or(|w| w == v);
+    let keep = |r: &TripRec| {
+        region.is_none_or(|x| x == r.region)
+            && source.is_none_or(|x| x == r.datasource)
+            && eq(f.origin.0, r.origin.lon())
+            && eq(f.origin.1, r.origin.lat())
+            && eq(f.destination.0, r.destination.lon())
+            && eq(f.destination.1, r.destination.lat())
+            && f.from.is_none_or(|t| r.ts >= t)
+            && f.to.is_none_or(|t| r.ts < t)
+    };
+    let origin_cell = match f.origin {
+        (Some(x), Some(y)) => match Point::new(x, y) {
+            Ok(p) => Some(engine::cell_of(p)),
+            Err(_) => return Ok(Vec::new()),
+        },
         _ => None,
     };
-    let sql = format!(
-        "{TRIP_SELECT}
-         WHERE (?1 IS NULL OR r.name = ?1) AND (?2 IS NULL OR s.name = ?2)
-           AND (?3 IS NULL OR t.o_lon = ?3) AND (?4 IS NULL OR t.o_lat = ?4)
-           AND (?5 IS NULL OR t.d_lon = ?5) AND (?6 IS NULL OR t.d_lat = ?6)
-           AND (?7 IS NULL OR t.ts >= ?7) AND (?8 IS NULL OR t.ts < ?8)
-           AND (?9 IS NULL OR t.id > ?9) {} {}
-         ORDER BY t.id LIMIT ?10",
-        if cell(f.origin).is_some() {
-            "AND t.o_cell = ?11"
+    let after = f.after.unwrap_or(0);
+    let limit = f.limit as usize;
+    let mut stmt = c.prepare_cached(
+        "SELECT id, first_id, n, ts_min, ts_max FROM trips_batch
+         WHERE visible AND first_id + n > ?1 ORDER BY first_id",
+    )?;
+    let mut rows = stmt.query([after + 1])?;
+    let mut out: Vec<TripOut> = Vec::new();
+    while let Some(r) = rows.next()? {
+        if out.len() >= limit {
+            break;
+        }
+        let (batch_id, first_id, n, ts_min, ts_max): (i64, i64, i64, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        if f.from.is_some_and(|t| ts_max < t.secs()) || f.to.is_some_and(|t| ts_min >= t.secs()) {
+            continue;
+        }
+        let skip = (after + 1 - first_id).max(0) as u32;
+        let mut found: Vec<TripRec> = if f.is_empty() {
+            let end = (skip as usize + limit - out.len()).min(n as usize) as u32;
+            read_by_offsets(c, batch_id, skip..end)?
+        } else if let Some(cell) = origin_cell {
+            let mut v = Vec::new();
+            scan_blocks(c, End::Origin, &[(cell, cell)], Some(batch_id), |b, _| {
+                let r = TripRec::decode(b);
+                if r.offset >= skip && keep(&r) {
+                    v.push(r);
+                }
+            })?;
+            v
         } else {
-            "AND ?11 IS NULL"
-        },
-        if cell(f.destination).is_some() {
-            "AND t.d_cell = ?12"
-        } else {
-            "AND ?12 IS NULL"
-        },
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(
-            params![
-                f.region,
-                f.datasource,
-                f.origin.0,
-                f.origin.1,
-                f.destination.0,
-                f.destination.1,
-                f.from.map(Timestamp::secs),
-                f.to.map(Timestamp::secs),
-                f.after,
-                f.limit,
-                cell(f.origin),
-                cell(f.destination),
-            ],
-            trip_row,
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+            let blob: Vec<u8> = c.query_row(
+                "SELECT trips FROM trips_batch WHERE id = ?1",
+                [batch_id],
+                |r| r.get(0),
+            )?;
+            blob.chunks_exact(TRIP_BYTES)
+                .map(TripRec::decode)
+                .filter(|r| r.offset >= skip && keep(r))
+                .collect()
+        };
+        found.sort_unstable_by_key(|r| r.offset);
+        found.truncate(limit - out.len());
+        out.extend(found.iter().map(|r| names.trip(first_id, r)));
+    }
+    Ok(out)
 }
 
 /// Which dictionary to count by (the allow-list of `/vehicles/{column}/count`).
@@ -589,62 +927,6 @@ pub fn weekly_region(
     Ok(rows)
 }
 
-/// Trip ends, the allow-list of columns a box query reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    Origin = 0,
-    Destination = 1,
-}
-
-impl End {
-    fn raw_sql(self) -> &'static str {
-        match self {
-            End::Origin => {
-                "SELECT ts, o_lon, o_lat, d_lon, d_lat, o_cell, d_cell FROM trips_trip
-                 WHERE o_cell BETWEEN ?1 AND ?2"
-            }
-            End::Destination => {
-                "SELECT ts, o_lon, o_lat, d_lon, d_lat, o_cell, d_cell FROM trips_trip
-                 WHERE d_cell BETWEEN ?1 AND ?2"
-            }
-        }
-    }
-}
-
-/// One raw trip read for an edge check.
-struct Raw {
-    week: Week,
-    o: (f64, f64),
-    d: (f64, f64),
-    o_cell: i64,
-}
-
-fn scan_raw(
-    c: &Connection,
-    end: End,
-    ranges: &[(i64, i64)],
-    range: WeekRange,
-    mut f: impl FnMut(&Raw),
-) -> Result<()> {
-    let mut stmt = c.prepare_cached(end.raw_sql())?;
-    for &(a, b) in ranges {
-        let mut rows = stmt.query(params![a, b])?;
-        while let Some(r) = rows.next()? {
-            let week = Week::of(Timestamp::from_secs(r.get(0)?));
-            if !range.has(week) {
-                continue;
-            }
-            f(&Raw {
-                week,
-                o: (r.get(1)?, r.get(2)?),
-                d: (r.get(3)?, r.get(4)?),
-                o_cell: r.get(5)?,
-            });
-        }
-    }
-    Ok(())
-}
-
 fn has_data(c: &Connection, end: End) -> Result<impl FnMut(u32, i64) -> bool + '_> {
     let mut stmt = c.prepare_cached(
         "SELECT 1 FROM trips_cell_week WHERE end_ = ?1 AND level = ?2 AND cell = ?3 LIMIT 1",
@@ -656,6 +938,11 @@ fn has_data(c: &Connection, end: End) -> Result<impl FnMut(u32, i64) -> bool + '
     })
 }
 
+fn cover(c: &Connection, bbox: &BBox, end: End, min_level: u32) -> Result<engine::Cover> {
+    let mut probe = has_data(c, end)?;
+    Ok(engine::cover(bbox, min_level, &mut probe))
+}
+
 /// Weekly counts of trips whose `end` lies in `bbox`: rollups for inside cells, raw trips
 /// for the cut ones.
 fn weekly_end(
@@ -664,10 +951,7 @@ fn weekly_end(
     end: End,
     range: WeekRange,
 ) -> Result<BTreeMap<Week, u64>> {
-    let cover = {
-        let mut probe = has_data(c, end)?;
-        engine::cover(bbox, 1, &mut probe)
-    };
+    let cover = cover(c, bbox, end, *engine::ROLLUP_LEVELS.start())?;
     let mut out: BTreeMap<Week, u64> = BTreeMap::new();
     let mut stmt = c.prepare_cached(
         "SELECT week, n FROM trips_cell_week
@@ -679,18 +963,21 @@ fn weekly_end(
             *out.entry(Week(r.get(0)?)).or_default() += r.get::<_, i64>(1)? as u64;
         }
     }
-    scan_raw(c, end, &cover.raw, range, |t| {
-        let p = if end == End::Origin { t.o } else { t.d };
-        if bbox.contains(p.0, p.1) {
-            *out.entry(t.week).or_default() += 1;
+    let mut count = |p: Point, week: Week| {
+        if bbox.contains(p.lon(), p.lat()) {
+            *out.entry(week).or_default() += 1;
         }
-    })?;
+    };
+    match end {
+        End::Origin => scan_origins(c, &cover.raw, range, |t, week| count(t.origin, week))?,
+        End::Destination => scan_dests(c, &cover.raw, range, |t| count(t.destination, t.week))?,
+    }
     Ok(out)
 }
 
-/// Adds pair-rollup counts of level `level` with origins in `o` and destinations in `d`
-/// (inclusive cell ranges; the origins are inside the box): destination cells inside count,
-/// cut ones are refined one level down, and at the pair level left to the raw scan.
+/// Adds pair-rollup counts of level `level` with origins in cell `o` (inside the box) and
+/// destinations in the inclusive cell range `d`: destination cells inside count, cut ones
+/// are refined one level down, and at the pair level left to the raw scan.
 fn both_pairs(
     c: &Connection,
     bbox: &BBox,
@@ -700,7 +987,7 @@ fn both_pairs(
     range: WeekRange,
     out: &mut BTreeMap<Week, u64>,
 ) -> Result<()> {
-    let mut cut = std::collections::BTreeSet::new();
+    let mut cut = BTreeSet::new();
     {
         let mut stmt = c.prepare_cached(
             "SELECT o_cell, d_cell, week, n FROM trips_pair_week
@@ -732,38 +1019,35 @@ fn both_pairs(
 /// cells are inside, raw trips where either end's pair-level cell is cut (each trip is
 /// counted by exactly one of the three parts).
 fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<BTreeMap<Week, u64>> {
-    let o_cover = {
-        let mut probe = has_data(c, End::Origin)?;
-        engine::cover(bbox, PAIR_LEVEL, &mut probe)
-    };
-    let d_cover = {
-        let mut probe = has_data(c, End::Destination)?;
-        engine::cover(bbox, PAIR_LEVEL, &mut probe)
-    };
+    let o_cover = cover(c, bbox, End::Origin, PAIR_LEVEL)?;
+    let d_cover = cover(c, bbox, End::Destination, PAIR_LEVEL)?;
     let mut out: BTreeMap<Week, u64> = BTreeMap::new();
     let inside = |cell: i64| bbox.classify(PAIR_LEVEL, cell) == Relation::Inside;
     for &(level, cell) in &o_cover.inside {
-        both_pairs(
-            c,
-            bbox,
-            level,
-            (cell, cell),
-            (i64::MIN, i64::MAX),
-            range,
-            &mut out,
-        )?;
+        // Destination cells meeting the box lie between its corners' codes (Morton order
+        // is monotone in both coordinates).
+        let corner = |lon: f64, lat: f64| {
+            Point::new(lon, lat).map_or(0, |p| engine::parent(engine::cell_of(p), level))
+        };
+        let d = (
+            corner(bbox.min_lon, bbox.min_lat),
+            corner(bbox.max_lon, bbox.max_lat),
+        );
+        both_pairs(c, bbox, level, (cell, cell), d, range, &mut out)?;
     }
-    // Origin in a cut cell.
-    scan_raw(c, End::Origin, &o_cover.raw, range, |t| {
-        if bbox.contains(t.o.0, t.o.1) && bbox.contains(t.d.0, t.d.1) {
-            *out.entry(t.week).or_default() += 1;
+    let mut count = |ok: bool, week: Week| {
+        if ok {
+            *out.entry(week).or_default() += 1;
         }
+    };
+    let has = |p: Point| bbox.contains(p.lon(), p.lat());
+    // Origin in a cut cell.
+    scan_origins(c, &o_cover.raw, range, |t, week| {
+        count(has(t.origin) && has(t.destination), week)
     })?;
     // Origin in an inside cell, destination in a cut cell.
-    scan_raw(c, End::Destination, &d_cover.raw, range, |t| {
-        if inside(engine::parent(t.o_cell, PAIR_LEVEL)) && bbox.contains(t.d.0, t.d.1) {
-            *out.entry(t.week).or_default() += 1;
-        }
+    scan_dests(c, &d_cover.raw, range, |t| {
+        count(inside(t.o_pair_cell) && has(t.destination), t.week)
     })?;
     Ok(out)
 }
@@ -915,24 +1199,29 @@ pub fn group_trips(
     let Some(bbox) = engine::h3_bbox(g.key.o_h3) else {
         return Ok(Vec::new());
     };
-    let mut stmt = c.prepare_cached(&format!(
-        "{TRIP_SELECT} WHERE t.o_cell BETWEEN ?1 AND ?2 AND t.region_id = ?3 AND t.id > ?4"
-    ))?;
-    let mut out = Vec::new();
-    for (a, b) in engine::ranges(&bbox) {
-        let rows = stmt.query_map(params![a, b, g.key.region, after.unwrap_or(0)], trip_row)?;
-        for t in rows {
-            let t = t?;
-            let o = Point::new(t.origin_lon, t.origin_lat);
-            let d = Point::new(t.destination_lon, t.destination_lat);
-            if let (Ok(o), Ok(d)) = (o, d) {
-                if cfg.key(g.key.region, o, d, t.ts) == g.key {
-                    out.push(t);
-                }
+    let after = after.unwrap_or(0);
+    let mut found: Vec<(i64, TripRec)> = Vec::new();
+    scan_blocks(
+        c,
+        End::Origin,
+        &engine::ranges(&bbox),
+        None,
+        |b, first_id| {
+            let t = TripRec::decode(b);
+            let id = first_id + i64::from(t.offset);
+            if id > after
+                && i64::from(t.region) == g.key.region
+                && cfg.key(g.key.region, t.origin, t.destination, t.ts) == g.key
+            {
+                found.push((id, t));
             }
-        }
-    }
-    out.sort_unstable_by_key(|t| t.id);
-    out.truncate(limit as usize);
-    Ok(out)
+        },
+    )?;
+    found.sort_unstable_by_key(|t| t.0);
+    found.truncate(limit as usize);
+    let names = Names::load(c)?;
+    Ok(found
+        .iter()
+        .map(|(id, t)| names.trip(id - i64::from(t.offset), t))
+        .collect())
 }

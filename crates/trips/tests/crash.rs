@@ -5,7 +5,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use sluice_core::DbError;
 use sluice_trips::cli::GeneratedReader;
 use sluice_trips::generate::Generator;
 use sluice_trips::store::{self, WeekRange};
@@ -31,12 +30,6 @@ fn generated() -> Vec<u8> {
     v
 }
 
-fn count(ctx: &sluice_core::Ctx, sql: &str) -> i64 {
-    ctx.db
-        .read(|c| c.query_row(sql, [], |r| r.get(0)).map_err(DbError::from))
-        .unwrap()
-}
-
 /// Runs the child until `ready` holds on the database, then kills it with SIGKILL.
 fn kill_when(dir: &std::path::Path, mode: &str, ready: &str) {
     let mut child = Command::new(child_exe())
@@ -50,7 +43,7 @@ fn kill_when(dir: &std::path::Path, mode: &str, ready: &str) {
         .unwrap();
     assert_eq!(line.trim(), "started");
     let ctx = common::ctx(dir);
-    while count(&ctx, ready) == 0 {
+    while common::count(&ctx, ready) == 0 {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the child finished before the kill"
@@ -63,34 +56,38 @@ fn kill_when(dir: &std::path::Path, mode: &str, ready: &str) {
 
 fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
     assert_eq!(
-        count(ctx, "SELECT count(*) FROM trips_trip") as u64,
+        common::count(ctx, "SELECT sum(n) FROM trips_batch WHERE visible") as u64,
         accepted
     );
     assert_eq!(
-        count(ctx, "SELECT sum(n) FROM trips_region_week") as u64,
+        common::count(ctx, "SELECT count(*) FROM trips_batch WHERE NOT visible"),
+        0
+    );
+    assert_eq!(
+        common::count(ctx, "SELECT sum(n) FROM trips_region_week") as u64,
         accepted
     );
     assert_eq!(
-        count(ctx, "SELECT sum(n) FROM trips_region") as u64,
+        common::count(ctx, "SELECT sum(n) FROM trips_region") as u64,
         accepted
     );
     assert_eq!(
-        count(ctx, "SELECT sum(n) FROM trips_group") as u64,
+        common::count(ctx, "SELECT sum(n) FROM trips_group") as u64,
         accepted
     );
     assert_eq!(
-        count(ctx, "SELECT sum(n) FROM trips_pair_week WHERE level = 8") as u64,
+        common::count(ctx, "SELECT sum(n) FROM trips_pair_week WHERE level = 8") as u64,
         accepted
     );
     assert_eq!(
-        count(
+        common::count(
             ctx,
             "SELECT sum(n) FROM trips_cell_week WHERE end_ = 1 AND level = 8"
         ) as u64,
         accepted
     );
     assert_eq!(
-        count(
+        common::count(
             ctx,
             "SELECT count(*) FROM trips_load WHERE state = 'staging'"
         ),
@@ -116,14 +113,14 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
 #[test]
 fn sigkill_during_a_stream_then_restart() {
     let dir = tempfile::tempdir().unwrap();
-    // Killed after some chunks were committed under the staging load.
+    // Killed after some batches were committed (and rolled up) under the staging load.
     kill_when(
         dir.path(),
         "stream",
-        "SELECT count(*) >= 3 FROM trips_chunk",
+        "SELECT count(*) >= 3 FROM trips_batch WHERE visible",
     );
     let ctx = common::ctx(dir.path());
-    assert!(count(&ctx, "SELECT count(*) FROM trips_trip") >= 6_000);
+    assert!(common::count(&ctx, "SELECT sum(n) FROM trips_batch") >= 6_000);
     let s = common::ingest_stream(&ctx, "stream.csv", &generated());
     assert_eq!(s.rows_accepted + s.rows_rejected, ROWS);
     assert!(s.rows_rejected > 0);
@@ -168,8 +165,8 @@ fn sigkill_during_a_file_then_restart() {
     child.kill().unwrap();
     child.wait().unwrap();
     let ctx = common::ctx(dir.path());
-    assert_eq!(count(&ctx, "SELECT count(*) FROM trips_trip"), 0);
-    assert_eq!(count(&ctx, "SELECT count(*) FROM core_ledger"), 0);
+    assert_eq!(common::count(&ctx, "SELECT count(*) FROM trips_batch"), 0);
+    assert_eq!(common::count(&ctx, "SELECT count(*) FROM core_ledger"), 0);
     let s = common::ingest_stream(
         &ctx,
         "big.csv",

@@ -61,7 +61,7 @@ impl FileIngest for UptimeIngest {
         &self,
         ctx: &Ctx,
         name: &str,
-        reader: &mut dyn std::io::BufRead,
+        reader: &mut (dyn std::io::BufRead + Send),
         job: &JobHandle,
     ) -> Result<Summary, IngestError> {
         let dir = ctx.settings.spool_dir(DOMAIN);

@@ -95,6 +95,42 @@ pub fn ctx(dir: &std::path::Path) -> Ctx {
     ctx
 }
 
+/// Ingests a stream in-process as a job, cut into transactions by `limits`.
+pub fn ingest_stream_with(
+    ctx: &Ctx,
+    name: &str,
+    data: &[u8],
+    limits: sluice_trips::ingest::StreamLimits,
+) -> Summary {
+    let job = ctx
+        .jobs
+        .create(NewJob::new("trips", "ingest", "bytes"))
+        .unwrap();
+    job.start().unwrap();
+    let cfg = sluice_trips::group_config(ctx).unwrap();
+    let s = sluice_trips::ingest::ingest_stream(
+        ctx,
+        cfg,
+        name,
+        &mut std::io::BufReader::new(data),
+        &job,
+        limits,
+    )
+    .unwrap();
+    job.succeed(s.clone()).unwrap();
+    s
+}
+
+/// A single number from SQL.
+pub fn count(ctx: &Ctx, sql: &str) -> i64 {
+    ctx.db
+        .read(|c| {
+            c.query_row(sql, [], |r| r.get(0))
+                .map_err(sluice_core::DbError::from)
+        })
+        .unwrap()
+}
+
 /// Ingests a stream in-process as a job.
 pub fn ingest_stream(ctx: &Ctx, name: &str, data: &[u8]) -> Summary {
     let job = ctx

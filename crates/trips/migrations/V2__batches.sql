@@ -1,0 +1,44 @@
+-- Trips move from one row each (with two per-row cell indexes) to batches of blobs: see
+-- src/batch.rs. Rows of V1 are not converted: the trips ledger entries are dropped with
+-- them, so their files can simply be ingested again.
+DROP TABLE trips_trip;
+DROP TABLE trips_chunk;
+DELETE FROM trips_load;
+DELETE FROM trips_region_week;
+DELETE FROM trips_cell_week;
+DELETE FROM trips_pair_week;
+DELETE FROM trips_group_source;
+DELETE FROM trips_group;
+UPDATE trips_region SET n = 0;
+UPDATE trips_datasource SET n = 0;
+DELETE FROM core_ledger WHERE domain = 'trips';
+
+-- Up to 2^20 trips of one load with ids first_id .. first_id + n - 1. `visible` is set in
+-- the transaction that adds the batch to the rollups: queries read visible batches only, so
+-- raw edge checks and rollups always agree. The blobs come last so that the small columns
+-- are read without touching their overflow pages.
+CREATE TABLE trips_batch (
+    id       INTEGER PRIMARY KEY,
+    load_id  INTEGER NOT NULL,
+    first_id INTEGER NOT NULL UNIQUE,
+    n        INTEGER NOT NULL,
+    visible  INTEGER NOT NULL,
+    ts_min   INTEGER NOT NULL,
+    ts_max   INTEGER NOT NULL,
+    trips    BLOB NOT NULL,
+    dests    BLOB NOT NULL,
+    pos      BLOB NOT NULL
+);
+CREATE INDEX trips_batch_load ON trips_batch (load_id);
+
+-- Where the trips of a batch with one end (0 origin, 1 destination) in one 1/16° cell lie
+-- in the batch's sorted blob, with a directory by 1/256° sub-cell.
+CREATE TABLE trips_block (
+    end_     INTEGER NOT NULL,
+    cell     INTEGER NOT NULL,
+    batch_id INTEGER NOT NULL,
+    start    INTEGER NOT NULL,
+    dir      BLOB NOT NULL,
+    PRIMARY KEY (end_, cell, batch_id)
+);
+CREATE INDEX trips_block_batch ON trips_block (batch_id);

@@ -15,8 +15,8 @@ DELETE FROM core_ledger WHERE domain = 'trips';
 
 -- Up to 2^20 trips of one load with ids first_id .. first_id + n - 1. `visible` is set in
 -- the transaction that adds the batch to the rollups: queries read visible batches only, so
--- raw edge checks and rollups always agree. The blobs come last so that the small columns
--- are read without touching their overflow pages.
+-- raw edge checks and rollups always agree. `pos` (last, so that the small columns are read
+-- without its overflow pages) maps id order to the origin order of the batch's blocks.
 CREATE TABLE trips_batch (
     id       INTEGER PRIMARY KEY,
     load_id  INTEGER NOT NULL,
@@ -25,20 +25,20 @@ CREATE TABLE trips_batch (
     visible  INTEGER NOT NULL,
     ts_min   INTEGER NOT NULL,
     ts_max   INTEGER NOT NULL,
-    trips    BLOB NOT NULL,
-    dests    BLOB NOT NULL,
     pos      BLOB NOT NULL
 );
 CREATE INDEX trips_batch_load ON trips_batch (load_id);
 
--- Where the trips of a batch with one end (0 origin, 1 destination) in one 1/16° cell lie
--- in the batch's sorted blob, with a directory by 1/256° sub-cell.
+-- The trips of a batch with one end (0 origin, 1 destination) in one 1/64° cell: records
+-- sorted by level-0 cell (`data`, see src/batch.rs), a directory by 1/256° sub-cell, and
+-- `start`, the index of the first record in the batch's origin (or destination) order.
 CREATE TABLE trips_block (
     end_     INTEGER NOT NULL,
     cell     INTEGER NOT NULL,
     batch_id INTEGER NOT NULL,
     start    INTEGER NOT NULL,
     dir      BLOB NOT NULL,
+    data     BLOB NOT NULL,
     PRIMARY KEY (end_, cell, batch_id)
 );
-CREATE INDEX trips_block_batch ON trips_block (batch_id);
+CREATE INDEX trips_block_batch ON trips_block (batch_id, end_, start);

@@ -2,23 +2,22 @@
 //!
 //! One SQLite row per trip cannot be written fast enough for 100 M trips on a small machine
 //! (each row and each index entry is a B-tree insert), so trips are stored in batches of up
-//! to [`BATCH_ROWS`] with contiguous ids, as three blobs per batch:
-//! - `trips`: every trip as a fixed-width [`TripRec`], sorted by origin cell (level-0 Morton
-//!   code), so the trips of a small area are a few contiguous runs;
-//! - `dests`: a [`DestRec`] per trip sorted by destination cell, for destination edges;
-//! - `pos`: for the n-th trip of the batch in id order, its index in `trips` (`u32` each).
+//! to [`BATCH_ROWS`] with contiguous ids. A batch is sorted twice:
+//! - by origin cell (level-0 Morton code): every trip as a fixed-width [`TripRec`];
+//! - by destination cell: a [`DestRec`] per trip, for destination edges;
 //!
-//! A [`Block`] says where the trips of one [`BLOCK_LEVEL`] cell lie in a sorted blob, with a
-//! directory by [`DIR_LEVEL`] sub-cell, so a box edge reads only the records of the sub-cells
-//! it touches.
+//! and each sorted run is cut into [`Block`]s, one per [`BLOCK_LEVEL`] cell (a blob of tens
+//! of kilobytes, so reading one costs a few pages), with a directory by [`DIR_LEVEL`]
+//! sub-cell, so a box edge reads only the records of the sub-cells it touches. `pos` holds,
+//! for the n-th trip of the batch in id order, its index in the origin order (`u32` each).
 
 use crate::engine::{parent, Week, PAIR_LEVEL};
 use crate::parse::{Point, Timestamp};
 
 /// Trips per batch: bounds the memory of a load (about 80 bytes per trip while building).
 pub const BATCH_ROWS: usize = 1 << 20;
-/// Level of the cells indexing the sorted blobs (1/16°).
-pub const BLOCK_LEVEL: u32 = 3;
+/// Level of the cells of blocks (1/64°).
+pub const BLOCK_LEVEL: u32 = 2;
 /// Level of a block's directory entries (1/256°).
 pub const DIR_LEVEL: u32 = 1;
 /// Directory slots of one block.
@@ -110,13 +109,14 @@ pub enum End {
     Destination = 1,
 }
 
-/// The records of one block-level cell in a sorted blob.
+/// The records of one block-level cell in a sorted run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Block {
     pub end: End,
     pub cell: i64,
-    /// Index of the first record.
+    /// Index of the first record in the run.
     pub start: u32,
+    pub len: u32,
     /// `SLOTS + 1` little-endian `u32`: the record index (from `start`) where each
     /// directory sub-cell begins, then the record count.
     pub dir: Vec<u8>,
@@ -131,6 +131,17 @@ pub struct Built {
     pub pos: Vec<u8>,
     pub blocks: Vec<Block>,
     keys: Vec<(i64, u32)>,
+}
+
+impl Built {
+    /// The records of a block.
+    pub fn data(&self, b: &Block) -> &[u8] {
+        let (run, width) = match b.end {
+            End::Origin => (&self.trips, TRIP_BYTES),
+            End::Destination => (&self.dests, DEST_BYTES),
+        };
+        &run[b.start as usize * width..(b.start + b.len) as usize * width]
+    }
 }
 
 /// Sorts a batch by origin and by destination cell and lays out its blobs into `out`.
@@ -195,13 +206,14 @@ fn blocks_of(end: End, sorted: &[(i64, u32)], out: &mut Vec<Block>) {
             end,
             cell,
             start: i as u32,
+            len: len as u32,
             dir: starts.iter().flat_map(|v| v.to_le_bytes()).collect(),
         });
         i += len;
     }
 }
 
-/// Record index ranges (half-open, from the block's start) of a block's sub-cells that meet
+/// Record index ranges (half-open, within the block) of a block's sub-cells that meet
 /// the inclusive level-0 ranges `ranges` (sorted, merged).
 pub fn runs(dir: &[u8], cell: i64, ranges: &[(i64, i64)]) -> Vec<(u32, u32)> {
     let at = |s: usize| u32::from_le_bytes(dir[s * 4..s * 4 + 4].try_into().expect("4 bytes"));

@@ -405,9 +405,7 @@ impl GroupConfig {
     }
 
     pub fn cell(&self, p: Point) -> u64 {
-        h3o::LatLng::new(p.lat(), p.lon())
-            .map(|ll| u64::from(ll.to_cell(self.resolution)))
-            .unwrap_or(0)
+        h3_of(p, self.resolution)
     }
 
     /// Buckets are centred on multiples of the width, so bucket 0 spans midnight
@@ -426,6 +424,120 @@ impl GroupConfig {
         let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
         (hm(start), hm(end))
     }
+}
+
+/// H3 cells of points, memoised per level-0 grid cell where the whole grid cell provably
+/// lies inside one H3 cell, which is most of them at the default resolution (an H3 cell at
+/// resolution 7 is about 2.6 km across, a grid cell about 0.1 km). `to_cell` costs more
+/// than the rest of parsing a row, and trips cluster in few grid cells.
+///
+/// Why this is exact: H3 cell edges are great-circle arcs between the vertices of the
+/// cell's boundary (straight lines in the gnomonic projection of an icosahedron face). The
+/// distance from a grid cell's centre to the nearest great circle through an edge is a
+/// lower bound of its distance to the H3 cell's boundary; when it exceeds the distance to
+/// the grid cell's farthest corner (plus a metre), every point of the grid cell is in the
+/// centre's H3 cell.
+#[derive(Debug)]
+pub struct H3Cache {
+    resolution: h3o::Resolution,
+    /// Grid cell → its H3 cell, or 0 when the grid cell is not wholly inside one.
+    cells: FxHashMap<i64, u64>,
+}
+
+/// Memoised grid cells before the cache starts over (about 16 bytes each).
+const H3_CACHE_CELLS: usize = 1 << 21;
+
+impl H3Cache {
+    pub fn new(cfg: GroupConfig) -> H3Cache {
+        H3Cache {
+            resolution: cfg.resolution,
+            cells: FxHashMap::default(),
+        }
+    }
+
+    /// The H3 cell of `p`, whose level-0 grid cell is `cell0`.
+    pub fn cell(&mut self, p: Point, cell0: i64) -> u64 {
+        let whole = match self.cells.get(&cell0) {
+            Some(&h) => h,
+            None => {
+                if self.cells.len() >= H3_CACHE_CELLS {
+                    self.cells.clear();
+                }
+                let h = whole_cell(cell0, self.resolution);
+                self.cells.insert(cell0, h);
+                h
+            }
+        };
+        if whole != 0 {
+            return whole;
+        }
+        h3_of(p, self.resolution)
+    }
+}
+
+fn h3_of(p: Point, res: h3o::Resolution) -> u64 {
+    h3o::LatLng::new(p.lat(), p.lon())
+        .map(|ll| u64::from(ll.to_cell(res)))
+        .unwrap_or(0)
+}
+
+/// Unit vector of a point given in degrees.
+fn unit(lat: f64, lon: f64) -> [f64; 3] {
+    let (la, lo) = (lat.to_radians(), lon.to_radians());
+    [la.cos() * lo.cos(), la.cos() * lo.sin(), la.sin()]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+/// The H3 cell holding every point of grid cell `cell0`, or 0 if that is not certain.
+fn whole_cell(cell0: i64, res: h3o::Resolution) -> u64 {
+    /// A metre, in radians of the Earth's surface.
+    const METRE: f64 = 1.0 / 6_371_000.0;
+    let (x, y) = unmorton(cell0);
+    let (w, s) = (edge(x, -180.0), edge(y, -90.0));
+    let (e, n) = (edge(x + 1, -180.0), edge(y + 1, -90.0));
+    let (clon, clat) = ((w + e) / 2.0, (s + n) / 2.0);
+    let Ok(centre) = Point::new(clon, clat) else {
+        return 0;
+    };
+    let h = h3_of(centre, res);
+    let Ok(index) = h3o::CellIndex::try_from(h) else {
+        return 0;
+    };
+    let c = unit(clat, clon);
+    let reach = [(w, s), (w, n), (e, s), (e, n)]
+        .iter()
+        .map(|&(lon, lat)| dot(c, unit(lat, lon)).clamp(-1.0, 1.0).acos())
+        .fold(0.0, f64::max)
+        + METRE;
+    let vertices: Vec<[f64; 3]> = index
+        .boundary()
+        .iter()
+        .map(|v| unit(v.lat(), v.lng()))
+        .collect();
+    for (i, &a) in vertices.iter().enumerate() {
+        let b = vertices[(i + 1) % vertices.len()];
+        let nrm = cross(a, b);
+        let len = dot(nrm, nrm).sqrt();
+        if len < 1e-15 {
+            return 0;
+        }
+        let dist = (dot(c, nrm) / len).abs().clamp(0.0, 1.0).asin();
+        if dist <= reach {
+            return 0;
+        }
+    }
+    h
 }
 
 /// Centre of an H3 cell as (lon, lat).
@@ -589,6 +701,7 @@ fn rollup_levels<K, L: Copy + Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
 
     fn p(lon: f64, lat: f64) -> Point {
         Point::new(lon, lat).unwrap()
@@ -663,6 +776,33 @@ mod tests {
         assert_eq!(s.series[1].trips, 0);
         let none = weekly_average(&BTreeMap::new(), WeeksMode::Active, None);
         assert_eq!((none.average, none.weeks), (0.0, 0));
+    }
+
+    #[test]
+    fn memoised_h3_cells_equal_direct_ones() {
+        // Dense random points around three cities, at the default, a finer and a coarser
+        // resolution: memoised or not, the cell is the one `to_cell` gives.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for res in [7u8, 9, 5] {
+            let cfg = GroupConfig::new(res, 60).unwrap();
+            let mut cache = H3Cache::new(cfg);
+            let mut memoised = 0;
+            for i in 0..60_000 {
+                let (cx, cy) = [(14.43, 50.08), (7.68, 45.07), (-9.14, 38.72)][i % 3];
+                let p = Point::new(
+                    cx + rng.random_range(-0.05..0.05),
+                    cy + rng.random_range(-0.05..0.05),
+                )
+                .unwrap();
+                let c0 = cell_of(p);
+                let got = cache.cell(p, c0);
+                assert_eq!(got, cfg.cell(p), "{p:?} at resolution {res}");
+                memoised += usize::from(cache.cells[&c0] != 0);
+            }
+            if res == 7 {
+                assert!(memoised > 40_000, "{memoised}");
+            }
+        }
     }
 
     #[test]

@@ -208,6 +208,7 @@ fn parse<R: Read>(
         header: h,
     } = input;
     let (mut regions, mut sources) = (HashMap::new(), HashMap::new());
+    let mut h3 = crate::engine::H3Cache::new(cfg);
     let mut chunk = Chunk::default();
     loop {
         let more = match rdr.read_byte_record(rec) {
@@ -232,7 +233,7 @@ fn parse<R: Read>(
             Ok(row) => {
                 let r = local_id(&mut regions, &mut chunk.regions, row.region.as_str());
                 let d = local_id(&mut sources, &mut chunk.sources, row.datasource.as_str());
-                chunk.trips.push(Prepared::new(cfg, r, d, &row));
+                chunk.trips.push(Prepared::new(cfg, &mut h3, r, d, &row));
                 p.file.rows_accepted += 1;
             }
             Err(reason) => {

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
-use rusqlite::blob::Blob;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sluice_core::{DbError, Migration};
@@ -101,17 +100,25 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(cfg: GroupConfig, region: u32, datasource: u32, row: &TripRow<'_>) -> Prepared {
+    pub fn new(
+        cfg: GroupConfig,
+        h3: &mut engine::H3Cache,
+        region: u32,
+        datasource: u32,
+        row: &TripRow<'_>,
+    ) -> Prepared {
+        let o_cell = engine::cell_of(row.origin);
+        let d_cell = engine::cell_of(row.destination);
         Prepared {
             region,
             datasource,
             ts: row.ts,
             origin: row.origin,
             destination: row.destination,
-            o_cell: engine::cell_of(row.origin),
-            d_cell: engine::cell_of(row.destination),
-            o_h3: cfg.cell(row.origin),
-            d_h3: cfg.cell(row.destination),
+            o_cell,
+            d_cell,
+            o_h3: h3.cell(row.origin, o_cell),
+            d_h3: h3.cell(row.destination, d_cell),
             bucket: cfg.bucket(row.ts),
         }
     }
@@ -243,35 +250,32 @@ impl Writer {
             (a.min(r.ts.secs()), b.max(r.ts.secs()))
         });
         let built = &self.built;
-        // Zero blobs filled in place: binding the blobs would copy each one once more.
         c.execute(
-            "INSERT INTO trips_batch (load_id, first_id, n, visible, ts_min, ts_max, trips, dests, pos)
-             VALUES (?1, ?2, ?3, 0, ?4, ?5, zeroblob(?6), zeroblob(?7), zeroblob(?8))",
+            "INSERT INTO trips_batch (load_id, first_id, n, visible, ts_min, ts_max, pos)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
             params![
                 self.load.0,
                 first_id,
                 self.recs.len() as i64,
                 ts_min,
                 ts_max,
-                built.trips.len(),
-                built.dests.len(),
-                built.pos.len()
+                built.pos
             ],
         )?;
         let batch_id = c.last_insert_rowid();
-        for (column, data) in [
-            ("trips", &built.trips),
-            ("dests", &built.dests),
-            ("pos", &built.pos),
-        ] {
-            c.blob_open("main", "trips_batch", column, batch_id, false)?
-                .write_at(data, 0)?;
-        }
         let mut stmt = c.prepare_cached(
-            "INSERT INTO trips_block (end_, cell, batch_id, start, dir) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO trips_block (end_, cell, batch_id, start, dir, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for b in &built.blocks {
-            stmt.execute(params![b.end as i64, b.cell, batch_id, b.start, b.dir])?;
+            stmt.execute(params![
+                b.end as i64,
+                b.cell,
+                batch_id,
+                b.start,
+                b.dir,
+                built.data(b)
+            ])?;
         }
         self.recs.clear();
         self.cells.clear();
@@ -482,15 +486,8 @@ pub fn remove_load(tx: &Transaction<'_>, load: LoadId) -> Result<u64> {
     for (batch_id, n, visible) in batches {
         // Only visible batches were added to the rollups.
         if visible {
-            let blob: Vec<u8> = tx.query_row(
-                "SELECT trips FROM trips_batch WHERE id = ?1",
-                [batch_id],
-                |r| r.get(0),
-            )?;
             let mut deltas = Deltas::default();
-            for b in blob.chunks_exact(TRIP_BYTES) {
-                deltas.add(&keyed(&TripRec::decode(b), cfg));
-            }
+            for_each_trip(tx, batch_id, |t| deltas.add(&keyed(t, cfg)))?;
             apply(tx, &deltas, cfg, -1)?;
         }
         tx.execute("DELETE FROM trips_block WHERE batch_id = ?1", [batch_id])?;
@@ -584,24 +581,23 @@ impl Names {
     }
 }
 
-/// The blob column sorted by `end`, and its record width (an allow-list of column names).
-fn sorted_blob(end: End) -> (&'static str, usize) {
+fn width(end: End) -> usize {
     match end {
-        End::Origin => ("trips", TRIP_BYTES),
-        End::Destination => ("dests", DEST_BYTES),
+        End::Origin => TRIP_BYTES,
+        End::Destination => DEST_BYTES,
     }
 }
 
-/// Opens (or moves) a read-only handle on one blob of a batch.
-fn open_blob<'c>(
-    c: &'c Connection,
-    slot: &mut Option<Blob<'c>>,
-    column: &str,
-    batch_id: i64,
-) -> Result<()> {
-    match slot {
-        Some(b) => b.reopen(batch_id)?,
-        None => *slot = Some(c.blob_open("main", "trips_batch", column, batch_id, true)?),
+/// Calls `f` with every trip of a batch, in origin order.
+fn for_each_trip(c: &Connection, batch_id: i64, mut f: impl FnMut(&TripRec)) -> Result<()> {
+    let mut stmt = c.prepare_cached(
+        "SELECT data FROM trips_block WHERE batch_id = ?1 AND end_ = 0 ORDER BY start",
+    )?;
+    let mut rows = stmt.query([batch_id])?;
+    while let Some(r) = rows.next()? {
+        let data = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        data.chunks_exact(TRIP_BYTES)
+            .for_each(|b| f(&TripRec::decode(b)));
     }
     Ok(())
 }
@@ -616,32 +612,27 @@ fn scan_blocks(
     batch: Option<i64>,
     mut f: impl FnMut(&[u8], i64),
 ) -> Result<()> {
-    let (column, width) = sorted_blob(end);
+    let width = width(end);
     let mut blocks = c.prepare_cached(
-        "SELECT k.batch_id, b.first_id, k.start, k.dir FROM trips_block k
+        "SELECT b.first_id, k.dir, k.data FROM trips_block k
          JOIN trips_batch b ON b.id = k.batch_id
          WHERE k.end_ = ?1 AND k.cell = ?2 AND b.visible AND (?3 IS NULL OR k.batch_id = ?3)",
     )?;
-    let mut blob = None;
-    let mut buf = Vec::new();
     for cell in batch::block_cells(ranges) {
         let mut rows = blocks.query(params![end as i64, cell, batch])?;
         while let Some(r) = rows.next()? {
-            let (batch_id, first_id, start): (i64, i64, u32) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let runs = batch::runs(
-                r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?,
-                cell,
-                ranges,
-            );
+            let first_id: i64 = r.get(0)?;
+            let blob = |i| -> Result<&[u8]> {
+                Ok(r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
+            };
+            let runs = batch::runs(blob(1)?, cell, ranges);
             if runs.is_empty() {
                 continue;
             }
-            open_blob(c, &mut blob, column, batch_id)?;
-            let b = blob.as_ref().expect("opened");
+            // Read only now: the records are the large part of the row.
+            let data = blob(2)?;
             for (a, z) in runs {
-                buf.resize((z - a) as usize * width, 0);
-                b.read_at_exact(&mut buf, (start + a) as usize * width)?;
-                for rec in buf.chunks_exact(width) {
+                for rec in data[a as usize * width..z as usize * width].chunks_exact(width) {
                     f(rec, first_id);
                 }
             }
@@ -715,15 +706,23 @@ fn read_by_offsets(
     offsets: std::ops::Range<u32>,
 ) -> Result<Vec<TripRec>> {
     let pos = c.blob_open("main", "trips_batch", "pos", batch_id, true)?;
-    let trips = c.blob_open("main", "trips_batch", "trips", batch_id, true)?;
     let mut at = vec![0u8; offsets.len() * 4];
     pos.read_at_exact(&mut at, offsets.start as usize * 4)?;
-    let mut rec = [0u8; TRIP_BYTES];
+    let mut block = c.prepare_cached(
+        "SELECT start, data FROM trips_block WHERE batch_id = ?1 AND end_ = 0 AND start <= ?2
+         ORDER BY start DESC LIMIT 1",
+    )?;
     at.chunks_exact(4)
         .map(|p| {
-            let i = u32::from_le_bytes(p.try_into().expect("4 bytes")) as usize;
-            trips.read_at_exact(&mut rec, i * TRIP_BYTES)?;
-            Ok(TripRec::decode(&rec))
+            let i = u32::from_le_bytes(p.try_into().expect("4 bytes"));
+            block
+                .query_row(params![batch_id, i], |r| {
+                    let start: u32 = r.get(0)?;
+                    let data = r.get_ref(1)?.as_blob()?;
+                    let at = (i - start) as usize * TRIP_BYTES;
+                    Ok(data.get(at..at + TRIP_BYTES).map(TripRec::decode))
+                })?
+                .ok_or_else(|| DbError::Task(format!("trip {i} of batch {batch_id} is missing")))
         })
         .collect()
 }
@@ -827,15 +826,13 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
             })?;
             v
         } else {
-            let blob: Vec<u8> = c.query_row(
-                "SELECT trips FROM trips_batch WHERE id = ?1",
-                [batch_id],
-                |r| r.get(0),
-            )?;
-            blob.chunks_exact(TRIP_BYTES)
-                .map(TripRec::decode)
-                .filter(|r| r.offset >= skip && keep(r))
-                .collect()
+            let mut v = Vec::new();
+            for_each_trip(c, batch_id, |r| {
+                if r.offset >= skip && keep(r) {
+                    v.push(*r);
+                }
+            })?;
+            v
         };
         found.sort_unstable_by_key(|r| r.offset);
         found.truncate(limit - out.len());

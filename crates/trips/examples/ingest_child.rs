@@ -5,10 +5,10 @@
 use std::io::{BufReader, Write};
 
 use sluice_core::jobs::NewJob;
-use sluice_core::{Ctx, Domain, FileIngest, Settings};
+use sluice_core::{Ctx, Domain, Settings};
 use sluice_trips::cli::GeneratedReader;
 use sluice_trips::generate::Generator;
-use sluice_trips::{ingest, TripsDomain, TripsIngest};
+use sluice_trips::{ingest, TripsDomain};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -32,14 +32,25 @@ fn main() -> anyhow::Result<()> {
             "stream.csv",
             &mut BufReader::new(reader),
             &job,
-            ingest::StreamLimits {
+            ingest::Limits {
                 batch_rows: chunk as usize,
                 spill_keys: 0,
             },
         )?,
+        // Small batches make the file's one transaction grow its WAL steadily.
         _ => {
             let path = std::path::Path::new(dir).join("big.csv");
-            TripsIngest.ingest(&ctx, &[path], &job)?
+            let limits = ingest::Limits {
+                batch_rows: chunk as usize,
+                ..Default::default()
+            };
+            ingest::ingest_files(
+                &ctx,
+                sluice_trips::group_config(&ctx)?,
+                &[path],
+                &job,
+                limits,
+            )?
         }
     };
     job.succeed(summary)?;

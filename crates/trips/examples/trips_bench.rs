@@ -1,116 +1,136 @@
-//! The trips benchmark driver (bench/trips/run.sh), usable before the `sluice` CLI wires the
-//! domain in:
-//! - `trips_bench generate <rows> <seed>`: CSV to stdout (as `sluice generate trips`);
-//! - `trips_bench ingest <data_dir>`: stdin into the database (as `sluice ingest trips -`),
-//!   prints one JSON line of figures;
-//! - `trips_bench query <data_dir> <repeats>`: the T2 weekly averages, one JSON line each with
-//!   p50/p95 latency and the answer, for the cross-check with the peers.
+//! The query side of the trips benchmark (bench/trips/run.sh; ingestion there goes through
+//! the `sluice` binary): `trips_bench <data_dir> <repeats>` prints one JSON line per query
+//! with p50/p95 latency and the answer, for the cross-check with the peers:
+//! - T2: the weekly averages of a region, of everything, and of four boxes in the four match
+//!   modes, run by the same code as `GET /api/v1/trips/weekly-average`;
+//! - the `/vehicles` lookups: one trip by id, and listings by filter (first 10 ids).
 
-use std::io::{BufReader, Write};
 use std::time::Instant;
 
-use sluice_core::jobs::NewJob;
-use sluice_core::{Ctx, Domain, FileIngest, Settings};
+use sluice_core::{Ctx, Settings};
 use sluice_trips::api::{WeeklyQuery, WeeklyRequest};
-use sluice_trips::cli::{generate, GenerateArgs};
-use sluice_trips::{TripsDomain, TripsIngest};
+use sluice_trips::parse::Timestamp;
+use sluice_trips::store::{self, TripFilter};
 
 /// The T2 areas: a region, and boxes from a few streets to the whole world.
-pub const BOXES: [(&str, &str); 4] = [
+const BOXES: [(&str, &str); 4] = [
     ("small", "14.42,50.07,14.44,50.09"),
     ("city", "14.2,49.9,14.7,50.25"),
     ("multi-city", "5,44,15,54"),
     ("world", "-180,-90,180,90"),
 ];
 
+/// Runs `f` `repeats` times; returns (p50, p95) in ms and the last answer.
+fn timed<T>(
+    repeats: usize,
+    mut f: impl FnMut() -> anyhow::Result<T>,
+) -> anyhow::Result<(f64, f64, T)> {
+    let mut times = Vec::with_capacity(repeats);
+    let mut answer = None;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        answer = Some(f()?);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    Ok((pct(0.5), pct(0.95), answer.expect("ran at least once")))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("generate") => {
-            let g = GenerateArgs {
-                rows: args[2].parse()?,
-                seed: args[3].parse()?,
-                files: None,
-                out: None,
-                malformed: 0.0,
-            };
-            generate(&g, &mut std::io::stdout().lock())?;
-        }
-        Some("ingest") => {
-            let ctx = Ctx::open(Settings::with_data_dir(&args[2]))?;
-            ctx.db.migrate("trips", &TripsDomain.migrations())?;
-            let job = ctx.jobs.create(NewJob::new("trips", "ingest", "bytes"))?;
-            job.start()?;
-            let t = Instant::now();
-            let stdin = std::io::stdin();
-            let s = TripsIngest.ingest_reader(
-                &ctx,
-                "stdin.csv",
-                &mut BufReader::with_capacity(1 << 20, stdin),
-                &job,
-            )?;
-            let secs = t.elapsed().as_secs_f64();
-            job.succeed(s.clone())?;
-            let db = std::fs::metadata(ctx.db.path())?.len();
-            println!(
-                "{}",
-                serde_json::json!({"rows": s.rows_accepted, "rejected": s.rows_rejected,
-                    "secs": secs, "rows_per_s": s.rows_accepted as f64 / secs, "db_bytes": db})
-            );
-        }
-        Some("query") => {
-            let ctx = Ctx::open(Settings::with_data_dir(&args[2]))?;
-            let repeats: usize = args[3].parse()?;
-            let mut queries: Vec<(String, WeeklyQuery)> = vec![
-                (
-                    "region=Prague".into(),
-                    WeeklyQuery {
-                        region: Some("Prague".into()),
-                        ..Default::default()
-                    },
-                ),
-                ("all".into(), WeeklyQuery::default()),
-            ];
-            for (name, b) in BOXES {
-                for m in ["origin", "destination", "both", "either"] {
-                    queries.push((
-                        format!("bbox={name}&match={m}"),
-                        WeeklyQuery {
-                            bbox: Some(b.into()),
-                            match_: Some(m.into()),
-                            ..Default::default()
-                        },
-                    ));
-                }
-            }
-            let mut out = std::io::stdout().lock();
-            for (name, q) in queries {
-                let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let mut times = Vec::with_capacity(repeats);
-                let mut answer = None;
-                for _ in 0..repeats {
-                    let t = Instant::now();
-                    let r = ctx
-                        .db
-                        .read(|c| req.run(c))
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    times.push(t.elapsed().as_secs_f64() * 1e3);
-                    answer = Some(r);
-                }
-                times.sort_by(f64::total_cmp);
-                let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-                let a = answer.expect("repeats >= 1");
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"query": name, "p50_ms": pct(0.5), "p95_ms": pct(0.95),
-                        "trips": a.result.trips, "weeks": a.result.weeks, "average": a.result.average})
-                )?;
-            }
-        }
-        _ => anyhow::bail!(
-            "usage: trips_bench generate <rows> <seed> | ingest <dir> | query <dir> <repeats>"
+    let [_, dir, repeats] = &args[..] else {
+        anyhow::bail!("usage: trips_bench <data_dir> <repeats>");
+    };
+    let ctx = Ctx::open(Settings::with_data_dir(dir))?;
+    let repeats: usize = repeats.parse()?;
+
+    let mut queries: Vec<(String, WeeklyQuery)> = vec![
+        (
+            "region=Prague".into(),
+            WeeklyQuery {
+                region: Some("Prague".into()),
+                ..Default::default()
+            },
         ),
+        ("all".into(), WeeklyQuery::default()),
+    ];
+    for (name, b) in BOXES {
+        for m in ["origin", "destination", "both", "either"] {
+            queries.push((
+                format!("bbox={name}&match={m}"),
+                WeeklyQuery {
+                    bbox: Some(b.into()),
+                    match_: Some(m.into()),
+                    ..Default::default()
+                },
+            ));
+        }
+    }
+    for (name, q) in queries {
+        let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (p50, p95, a) = timed(repeats, || {
+            ctx.db
+                .read(|c| req.run(c))
+                .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
+        })?;
+        println!(
+            "{}",
+            serde_json::json!({"query": name, "p50_ms": p50, "p95_ms": p95,
+                "trips": a.result.trips, "weeks": a.result.weeks, "average": a.result.average})
+        );
+    }
+
+    // `/vehicles`: the middle trip, then listings (the first 10 ids of each filter).
+    let total: u64 = ctx
+        .db
+        .read(|c| store::counts(c, store::CountBy::Region))?
+        .iter()
+        .map(|r| r.1)
+        .sum();
+    let mid = (total / 2).max(1) as i64;
+    let (p50, p95, t) = timed(repeats, || Ok(ctx.db.read(|c| store::trip(c, mid))?))?;
+    let t = t.ok_or_else(|| anyhow::anyhow!("trip {mid} not found"))?;
+    println!(
+        "{}",
+        serde_json::json!({"query": format!("vehicles/{mid}"), "p50_ms": p50, "p95_ms": p95,
+            "ids": [t.id], "origin": [t.origin_lon, t.origin_lat]})
+    );
+    let day = |s: &str| Timestamp::parse(s).map_err(|e| anyhow::anyhow!(e));
+    let listings = [
+        ("vehicles?limit=10".to_string(), TripFilter::default()),
+        (
+            "vehicles?region=Prague&limit=10".into(),
+            TripFilter {
+                region: Some("Prague".into()),
+                ..TripFilter::default()
+            },
+        ),
+        (
+            "vehicles?datasource=cheap_mobile&date=2017-06-01&limit=10".into(),
+            TripFilter {
+                datasource: Some("cheap_mobile".into()),
+                from: Some(day("2017-06-01 00:00:00")?),
+                to: Some(day("2017-06-02 00:00:00")?),
+                ..TripFilter::default()
+            },
+        ),
+        (
+            format!("vehicles?origin_coord_x&origin_coord_y of trip {mid}&limit=10"),
+            TripFilter {
+                origin: (Some(t.origin_lon), Some(t.origin_lat)),
+                ..TripFilter::default()
+            },
+        ),
+    ];
+    for (name, f) in listings {
+        let f = TripFilter { limit: 10, ..f };
+        let (p50, p95, rows) = timed(repeats, || Ok(ctx.db.read(|c| store::trips(c, &f))?))?;
+        let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
+        println!(
+            "{}",
+            serde_json::json!({"query": name, "p50_ms": p50, "p95_ms": p95, "ids": ids})
+        );
     }
     Ok(())
 }

@@ -613,7 +613,43 @@ pub struct Deltas {
     /// (origin cell, destination cell, week) at [`PAIR_LEVEL`].
     pub pair: FxHashMap<(i64, i64, Week), i64>,
     /// (group, datasource); a group's count is the sum over its datasources.
-    pub group_sources: FxHashMap<(GroupKey, i64), i64>,
+    pub group_sources: FxHashMap<SourceKey, i64>,
+}
+
+/// A (group, datasource) key packed into 24 bytes: at 100 M trips this map holds millions
+/// of keys and is the largest part of a load's memory. Region and datasource are dictionary
+/// ids (16 bits), the bucket is below 1440.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceKey {
+    o_h3: u64,
+    d_h3: u64,
+    /// region << 32 | bucket << 16 | datasource.
+    rest: u64,
+}
+
+impl SourceKey {
+    pub fn new(g: &GroupKey, datasource: i64) -> SourceKey {
+        SourceKey {
+            o_h3: g.o_h3,
+            d_h3: g.d_h3,
+            rest: ((g.region as u64) << 32)
+                | (u64::from(g.bucket & 0xFFFF) << 16)
+                | (datasource as u64 & 0xFFFF),
+        }
+    }
+
+    pub fn group(&self) -> GroupKey {
+        GroupKey {
+            region: (self.rest >> 32) as i64,
+            o_h3: self.o_h3,
+            d_h3: self.d_h3,
+            bucket: ((self.rest >> 16) & 0xFFFF) as u32,
+        }
+    }
+
+    pub fn datasource(&self) -> i64 {
+        (self.rest & 0xFFFF) as i64
+    }
 }
 
 impl Deltas {
@@ -639,7 +675,7 @@ impl Deltas {
         *self.pair.entry(pair).or_default() += 1;
         *self
             .group_sources
-            .entry((t.group, t.datasource))
+            .entry(SourceKey::new(&t.group, t.datasource))
             .or_default() += 1;
     }
 

@@ -6,7 +6,7 @@
 //! known at the end of a stream, and one transaction for 100 M rows would grow the WAL to the
 //! size of the database. A batch is committed invisible; the transaction that adds batches to
 //! the rollups makes them visible (at the end, or earlier when the rollup deltas in memory
-//! grow past [`StreamLimits::spill_keys`]). The staging load keeps "exactly one copy" true: a stream that
+//! grow past [`Limits::spill_keys`]). The staging load keeps "exactly one copy" true: a stream that
 //! does not finish is removed before the next ingestion, and a stream whose content turns out
 //! to be a duplicate removes itself.
 
@@ -26,21 +26,21 @@ use crate::store::{self, LoadId, Prepared, Writer};
 
 pub const DOMAIN: &str = "trips";
 
-/// How a stream is cut into transactions (tests use small limits).
+/// How an input is cut into batches and rollup spills (tests use small limits).
 #[derive(Clone, Copy, Debug)]
-pub struct StreamLimits {
-    /// Trips per batch (one committed transaction each).
+pub struct Limits {
+    /// Trips per batch (for a stream, one committed transaction each).
     pub batch_rows: usize,
     /// Rollup keys held in memory (about 50 bytes each) before the batches so far are
     /// added to the rollups and made visible.
     pub spill_keys: usize,
 }
 
-impl Default for StreamLimits {
+impl Default for Limits {
     fn default() -> Self {
-        StreamLimits {
+        Limits {
             batch_rows: crate::batch::BATCH_ROWS,
-            spill_keys: 6_000_000,
+            spill_keys: 4_000_000,
         }
     }
 }
@@ -173,7 +173,7 @@ impl<R: Read> Input<R> {
 /// Rows per chunk handed from the parser thread to the writer.
 const CHUNK_ROWS: usize = 8192;
 /// Chunks in flight between the two threads.
-const CHUNKS_IN_FLIGHT: usize = 8;
+const CHUNKS_IN_FLIGHT: usize = 64;
 
 /// Parsed trips, with the names seen first in this chunk in the order of the parser's ids.
 #[derive(Default)]
@@ -310,11 +310,12 @@ pub fn ingest_files(
     cfg: GroupConfig,
     files: &[PathBuf],
     job: &JobHandle,
+    limits: Limits,
 ) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
     let mut summary = Summary::default();
     for path in files {
-        summary = ingest_file(ctx, cfg, path, job, summary)?;
+        summary = ingest_file(ctx, cfg, path, job, summary, limits)?;
     }
     Ok(summary)
 }
@@ -332,6 +333,7 @@ fn ingest_file(
     path: &Path,
     job: &JobHandle,
     summary: Summary,
+    limits: Limits,
 ) -> Result<Summary, IngestError> {
     let meta = InputMeta::of_file(path).map_err(io_err(path))?;
     let file = std::fs::File::open(path).map_err(io_err(path))?;
@@ -353,8 +355,14 @@ fn ingest_file(
             }
             let load = store::create_load(tx, &meta.name, Some(file_id.0), cfg)?;
             let mut w = Writer::new(tx, load, cfg)?;
+            w.set_batch_rows(limits.batch_rows);
             pipelined(&mut input, &mut p, cfg, |rx| {
-                rx.iter().try_for_each(|chunk| add(tx, &mut w, &chunk))?;
+                for chunk in rx {
+                    add(tx, &mut w, &chunk)?;
+                    if w.rollup_keys() > limits.spill_keys {
+                        w.roll_up(tx)?;
+                    }
+                }
                 Ok(())
             })?;
             w.roll_up(tx)?;
@@ -382,7 +390,7 @@ pub fn ingest_stream(
     name: &str,
     reader: &mut (dyn BufRead + Send),
     job: &JobHandle,
-    limits: StreamLimits,
+    limits: Limits,
 ) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
     let mut p = Progress::new(job, Summary::default(), name);

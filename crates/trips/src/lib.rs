@@ -140,7 +140,7 @@ impl FileIngest for TripsIngest {
         job: &JobHandle,
     ) -> Result<Summary, IngestError> {
         let cfg = group_config(ctx).map_err(to_ingest)?;
-        ingest::ingest_files(ctx, cfg, files, job)
+        ingest::ingest_files(ctx, cfg, files, job, Default::default())
     }
     fn ingest_reader(
         &self,

@@ -11,7 +11,9 @@ use serde::Serialize;
 use sluice_core::{DbError, Migration};
 
 use crate::batch::{self, DestRec, End, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
-use crate::engine::{self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, Week, PAIR_LEVEL};
+use crate::engine::{
+    self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week, PAIR_LEVEL,
+};
 use crate::parse::{Point, Timestamp, TripRow};
 
 pub fn migrations() -> Vec<Migration> {
@@ -431,11 +433,12 @@ fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resu
     let mut del_sources =
         c.prepare_cached("DELETE FROM trips_group_source WHERE group_id = ?1 AND n = 0")?;
     let mut del_group = c.prepare_cached("DELETE FROM trips_group WHERE id = ?1")?;
-    let mut sources: Vec<(&(GroupKey, i64), &i64)> = d.group_sources.iter().collect();
+    let mut sources: Vec<(SourceKey, i64)> =
+        d.group_sources.iter().map(|(&k, &n)| (k, n)).collect();
     sources.sort_unstable_by_key(|s| s.0);
-    for run in sources.chunk_by(|a, b| a.0 .0 == b.0 .0) {
-        let k = run[0].0 .0;
-        let n: i64 = run.iter().map(|s| *s.1).sum();
+    for run in sources.chunk_by(|a, b| a.0.group() == b.0.group()) {
+        let k = run[0].0.group();
+        let n: i64 = run.iter().map(|s| s.1).sum();
         let (id, total): (i64, i64) = group.query_row(
             params![
                 res,
@@ -448,8 +451,8 @@ fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resu
             ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        for &(&(_, ds), &m) in run {
-            source.execute(params![id, ds, sign * m])?;
+        for &(key, m) in run {
+            source.execute(params![id, key.datasource(), sign * m])?;
         }
         if sign < 0 {
             del_sources.execute([id])?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use sluice_trips::engine::{BBox, Match, Week};
 use sluice_trips::generate::{write_csv, Generator};
-use sluice_trips::ingest::StreamLimits;
+use sluice_trips::ingest::Limits;
 use sluice_trips::parse::{Header, Timestamp};
 use sluice_trips::store::{self, TripFilter, WeekRange};
 
@@ -66,7 +66,7 @@ fn boxes_match_brute_force() {
     csv.extend_from_slice(
         b"Prague,POINT (14.375 50.03125),POINT (14.25 50.0),2018-05-01 10:00:00,x\n",
     );
-    let limits = StreamLimits {
+    let limits = Limits {
         batch_rows: 700,
         spill_keys: 20_000,
     };

@@ -9,7 +9,8 @@ use sluice_trips::cli::GeneratedReader;
 use sluice_trips::generate::Generator;
 use sluice_trips::store::{self, WeekRange};
 
-const ROWS: u64 = 30_000;
+// Large enough that the kill lands well before the end on a fast machine (100+ batches).
+const ROWS: u64 = 120_000;
 
 fn child_exe() -> std::path::PathBuf {
     // Examples are built by `cargo test` next to the test binaries' folder.

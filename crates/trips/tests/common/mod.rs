@@ -100,7 +100,7 @@ pub fn ingest_stream_with(
     ctx: &Ctx,
     name: &str,
     data: &[u8],
-    limits: sluice_trips::ingest::StreamLimits,
+    limits: sluice_trips::ingest::Limits,
 ) -> Summary {
     let job = ctx
         .jobs

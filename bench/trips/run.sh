@@ -1,33 +1,79 @@
 #!/usr/bin/env bash
-# T1/T2 of performance.md for trips: generate N trips, ingest them (sluice from stdin,
-# DuckDB read_csv, SQLite .import), then time the weekly averages (sluice vs DuckDB SQL),
-# cross-check the answers and print the tables.
-# usage: bench/trips/run.sh [rows (default 1000000)] [runs (default 3)] [query repeats (default 20)]
+# T1/T2 of performance.md for trips, through the `sluice` binary.
+#   T1: `sluice generate trips --rows N --seed 42 | sluice ingest trips -` (the spec's command:
+#       generator and ingestion share the machine), then the same bytes from a CSV file on
+#       stdin; DuckDB `read_csv` and the SQLite CLI `.import` of that file.
+#   T2: the weekly averages (a region, everything, 4 boxes x 4 match modes) and `/vehicles`
+#       lookups on the ingested data: sluice through `trips_bench` (the code behind the
+#       routes, without HTTP), DuckDB SQL on its table. Every answer is cross-checked; the run
+#       fails on any difference.
+# usage: bench/trips/run.sh [rows (default 1000000)] [query repeats (default 20)]
+# env:   SLUICE=path (default: build sluice-cli in release), TOOLS="pipe file duckdb sqlite"
+#        (subset; T2 needs pipe or file, and duckdb), TRIPS_BENCH_DIR (default
+#        /tmp/sluice-trips-bench), KEEP=1 keeps the CSV and the databases afterwards.
 set -euo pipefail
-rows="${1:-1000000}"; runs="${2:-3}"; reps="${3:-20}"
+rows="${1:-1000000}"; reps="${2:-20}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+here="$root/bench/trips"
 work="${TRIPS_BENCH_DIR:-/tmp/sluice-trips-bench}"
+tools="${TOOLS:-pipe file duckdb sqlite}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$work"
+if [ -z "${SLUICE:-}" ]; then
+  (cd "$root" && cargo build --release -q -p sluice-cli)
+  SLUICE="$target/release/sluice"
+fi
 (cd "$root" && cargo build --release -q -p sluice-trips --example trips_bench)
-bin="$target/release/examples/trips_bench"
+query="$target/release/examples/trips_bench"
 py="$("$root/bench/setup.sh")"
-csv="$work/trips-$rows.csv"
-[ -s "$csv" ] || "$bin" generate "$rows" 42 > "$csv"
+has() { [[ " $tools " == *" $1 "* ]]; }
 rss() { grep "Maximum resident" "$1" | awk '{print $NF}'; }
-: > "$work/sluice.jsonl"; : > "$work/duckdb.jsonl"; : > "$work/sqlite.jsonl"
-for i in $(seq "$runs"); do
-  rm -rf "$work/sluice-data"
-  /usr/bin/time -v "$bin" ingest "$work/sluice-data" < "$csv" > "$work/s.json" 2> "$work/s.time"
-  "$py" -c "import json,sys; d=json.load(open('$work/s.json')); d['rss_kb']=int(sys.argv[1]); print(json.dumps(d))" "$(rss "$work/s.time")" >> "$work/sluice.jsonl"
-  /usr/bin/time -v "$py" "$root/bench/trips/peers/duckdb_trips.py" "$csv" "$work/duck.db" 0 > "$work/d.json" 2> "$work/d.time"
-  "$py" -c "import json,sys; d=json.loads(open('$work/d.json').readline()); d['rss_kb']=int(sys.argv[1]); print(json.dumps(d))" "$(rss "$work/d.time")" >> "$work/duckdb.jsonl"
-  start=$(date +%s.%N)
-  /usr/bin/time -v "$root/bench/trips/peers/sqlite_import.sh" "$csv" "$work/sqlite.db" 2> "$work/q.time"
-  end=$(date +%s.%N)
-  "$py" -c "import os,sys; print('{\"secs\": %s, \"rows\": $rows, \"rss_kb\": %s, \"db_bytes\": %d}' % (float(sys.argv[2])-float(sys.argv[1]), sys.argv[3], os.path.getsize('$work/sqlite.db')))" "$start" "$end" "$(rss "$work/q.time")" >> "$work/sqlite.jsonl"
-done
-"$bin" query "$work/sluice-data" "$reps" > "$work/sluice-q.jsonl"
-"$py" "$root/bench/trips/peers/duckdb_trips.py" "$csv" "$work/duck.db" "$reps" | tail -n +2 > "$work/duckdb-q.jsonl"
-echo "date: $(date -u +%FT%TZ); machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; command: bench/trips/run.sh $rows $runs $reps"
-"$py" "$root/bench/trips/compare.py" "$work/sluice.jsonl" "$work/duckdb.jsonl" "$work/sqlite.jsonl" "$work/sluice-q.jsonl" "$work/duckdb-q.jsonl"
+now() { date +%s.%N; }
+t1="$work/t1.jsonl"; : > "$t1"
+csv="$work/trips-$rows.csv"
+db="$work/sluice-data"
+
+# One T1 line: tool label, start, end, rss file, database path.
+record() {
+  "$py" -c 'import json, os, sys
+tool, start, end, rss, rows, path = sys.argv[1:]
+size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) if os.path.isdir(path) else os.path.getsize(path)
+print(json.dumps({"tool": tool, "secs": float(end) - float(start), "rows": int(rows),
+                  "rss_kb": int(rss) if rss else None, "db_bytes": size}))' "$@" >> "$t1"
+}
+
+echo "date: $(date -u +%FT%TZ); machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; command: bench/trips/run.sh $rows $reps; tools: $tools"
+if has pipe; then
+  rm -rf "$db"
+  start=$(now)
+  "$SLUICE" generate trips --rows "$rows" --seed 42 \
+    | /usr/bin/time -v -o "$work/pipe.time" "$SLUICE" --data-dir "$db" ingest trips - > "$work/pipe.log" 2>&1
+  end=$(now)
+  record "sluice: \`generate trips | ingest trips -\` (generator on the same cores)" "$start" "$end" "$(rss "$work/pipe.time")" "$rows" "$db/sluice.db"
+fi
+if has file || has duckdb || has sqlite; then
+  [ -s "$csv" ] || "$SLUICE" generate trips --rows "$rows" --seed 42 > "$csv"
+fi
+if has file; then
+  rm -rf "$db"
+  start=$(now)
+  /usr/bin/time -v -o "$work/file.time" "$SLUICE" --data-dir "$db" ingest trips - < "$csv" > "$work/file.log" 2>&1
+  end=$(now)
+  record "sluice: \`ingest trips - < file\`" "$start" "$end" "$(rss "$work/file.time")" "$rows" "$db/sluice.db"
+fi
+if has duckdb; then
+  /usr/bin/time -v -o "$work/duck.time" "$py" "$here/peers/duckdb_trips.py" "$csv" "$work/duck.db" 0 load > "$work/duck.json"
+  "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rss_kb"] = int(sys.argv[2]); print(json.dumps(d))' \
+    "$work/duck.json" "$(rss "$work/duck.time")" >> "$t1"
+fi
+if has sqlite; then
+  start=$(now)
+  /usr/bin/time -v -o "$work/sqlite.time" "$here/peers/sqlite_import.sh" "$csv" "$work/sqlite.db" > /dev/null
+  end=$(now)
+  record "SQLite CLI \`.import\` (text columns, no parsing)" "$start" "$end" "$(rss "$work/sqlite.time")" "$rows" "$work/sqlite.db"
+  [ -n "${KEEP:-}" ] || rm -f "$work/sqlite.db"
+fi
+"$query" "$db" "$reps" > "$work/sluice-q.jsonl"
+"$py" "$here/peers/duckdb_trips.py" "$csv" "$work/duck.db" "$reps" query > "$work/duckdb-q.jsonl"
+"$py" "$here/compare.py" "$t1" "$work/sluice-q.jsonl" "$work/duckdb-q.jsonl"
+[ -n "${KEEP:-}" ] || rm -f "$csv"

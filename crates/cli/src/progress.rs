@@ -9,7 +9,24 @@ use sluice_core::Job;
 
 pub struct JobProgress {
     bar: Option<ProgressBar>,
+    label: String,
     last_line: Option<Instant>,
+}
+
+/// Rows so far and the domain's rows/s, when the job's live summary has them.
+fn rows_note(job: &Job) -> String {
+    let s = &job.summary;
+    if s.rows_accepted + s.rows_rejected == 0 {
+        return String::new();
+    }
+    let mut note = format!(", {} rows", s.rows_accepted);
+    if s.rows_rejected > 0 {
+        note += &format!(" (+{} rejected)", s.rows_rejected);
+    }
+    if let Some(rate) = s.extra.get("rows_per_s").and_then(|v| v.as_f64()) {
+        note += &format!(", {rate:.0} rows/s");
+    }
+    note
 }
 
 impl JobProgress {
@@ -27,6 +44,7 @@ impl JobProgress {
         });
         JobProgress {
             bar,
+            label: label.to_owned(),
             last_line: None,
         }
     }
@@ -45,6 +63,7 @@ impl JobProgress {
                 }
                 bar.set_length(p.total.unwrap_or(p.done));
                 bar.set_position(p.done);
+                bar.set_message(format!("{}{}", self.label, rows_note(job)));
             }
             None => {
                 // Plain lines at most twice a second, plus every state change.
@@ -55,12 +74,13 @@ impl JobProgress {
                     self.last_line = Some(Instant::now());
                     let total = p.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
                     eprintln!(
-                        "job {} {}: {}/{} {}",
+                        "job {} {}: {}/{} {}{}",
                         job.id,
                         job.state.as_str(),
                         p.done,
                         total,
-                        p.unit
+                        p.unit,
+                        rows_note(job)
                     );
                 }
             }

@@ -7,7 +7,7 @@ DELETE FROM trips_load;
 DELETE FROM trips_region_week;
 DELETE FROM trips_cell_week;
 DELETE FROM trips_pair_week;
-DELETE FROM trips_group_source;
+DROP TABLE trips_group_source;
 DELETE FROM trips_group;
 UPDATE trips_region SET n = 0;
 UPDATE trips_datasource SET n = 0;
@@ -42,3 +42,8 @@ CREATE TABLE trips_block (
     PRIMARY KEY (end_, cell, batch_id)
 );
 CREATE INDEX trips_block_batch ON trips_block (batch_id, end_, start);
+
+-- A group's datasources with their trip counts, as one small blob (see `batch::Sources`)
+-- merged by the SQL function `trips_add_sources`: one row write per group instead of one
+-- per group and datasource.
+ALTER TABLE trips_group ADD COLUMN sources BLOB NOT NULL DEFAULT x'';

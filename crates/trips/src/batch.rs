@@ -251,6 +251,47 @@ pub fn block_cells(ranges: &[(i64, i64)]) -> Vec<i64> {
     cells
 }
 
+/// A group's datasources with their trip counts: (id `u16`, count `i64`) pairs, little
+/// endian, sorted by id, no zero counts. Deltas use the same layout with signed counts.
+pub struct Sources;
+
+impl Sources {
+    const WIDTH: usize = 10;
+
+    pub fn encode(pairs: impl IntoIterator<Item = (i64, i64)>) -> Vec<u8> {
+        let mut v: Vec<(i64, i64)> = pairs.into_iter().filter(|p| p.1 != 0).collect();
+        v.sort_unstable();
+        let mut out = Vec::with_capacity(v.len() * Self::WIDTH);
+        for (id, n) in v {
+            out.extend_from_slice(&(id as u16).to_le_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Vec<(i64, i64)> {
+        b.chunks_exact(Self::WIDTH)
+            .map(|c| {
+                let id = i64::from(u16::from_le_bytes([c[0], c[1]]));
+                (
+                    id,
+                    i64::from_le_bytes(c[2..10].try_into().expect("8 bytes")),
+                )
+            })
+            .collect()
+    }
+
+    /// Adds the counts of `delta` to `base`.
+    pub fn add(base: &[u8], delta: &[u8]) -> Vec<u8> {
+        let mut sum: std::collections::BTreeMap<i64, i64> =
+            Self::decode(base).into_iter().collect();
+        for (id, n) in Self::decode(delta) {
+            *sum.entry(id).or_default() += n;
+        }
+        Self::encode(sum)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +306,18 @@ mod tests {
             origin: Point::new(o.0, o.1).unwrap(),
             destination: Point::new(d.0, d.1).unwrap(),
         }
+    }
+
+    #[test]
+    fn sources_add_and_drop_zeros() {
+        let base = Sources::encode([(3, 5), (1, 2)]);
+        assert_eq!(Sources::decode(&base), vec![(1, 2), (3, 5)]);
+        let delta = Sources::encode([(1, -2), (7, 1)]);
+        assert_eq!(
+            Sources::decode(&Sources::add(&base, &delta)),
+            vec![(3, 5), (7, 1)]
+        );
+        assert!(Sources::add(&base, &Sources::encode([(1, -2), (3, -5)])).is_empty());
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! Streaming ingestion of trip CSVs: files in one transaction each (with their ledger entry),
-//! streams (stdin) in committed batches under a staging load that becomes a ledger entry at
-//! the end, or is removed if the process dies first.
+//! Streaming ingestion of trip CSVs: every input (a file or stdin) is loaded in committed
+//! batches under a staging load that becomes a ledger entry at the end, in one transaction
+//! with the last rollups, or is removed if the process dies first.
 //!
-//! Why batches for streams: the content hash, and so the ledger's duplicate check, is only
-//! known at the end of a stream, and one transaction for 100 M rows would grow the WAL to the
-//! size of the database. A batch is committed invisible; the transaction that adds batches to
+//! Why batches: one transaction for 100 M rows would grow the WAL to the size of the
+//! database, and the content hash of a stream, so the ledger's duplicate check, is only
+//! known at its end (a file's is known first, so a duplicate file is not even parsed). A batch is committed invisible; the transaction that adds batches to
 //! the rollups makes them visible (at the end, or earlier when the rollup deltas in memory
 //! grow past [`Limits::spill_keys`]). The staging load keeps "exactly one copy" true: a stream that
 //! does not finish is removed before the next ingestion, and a stream whose content turns out
@@ -327,6 +327,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     }
 }
 
+/// A file whose content is already in the ledger is reported as a duplicate without
+/// parsing it; otherwise it is loaded like a stream, in committed batches, so that a file of
+/// any size keeps the WAL small.
 fn ingest_file(
     ctx: &Ctx,
     cfg: GroupConfig,
@@ -336,51 +339,21 @@ fn ingest_file(
     limits: Limits,
 ) -> Result<Summary, IngestError> {
     let meta = InputMeta::of_file(path).map_err(io_err(path))?;
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let p = Progress::new(job, summary, &meta.name);
-    let mut input = match Input::open(file) {
-        Ok(input) => input,
-        Err((why, _)) => {
-            job.add_done(meta.size);
-            return Ok(p.done(FileStatus::Rejected, meta.size, Some(why)));
-        }
-    };
-    let mut p = p;
-    let outcome = ctx.db.write(|conn| {
-        ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
-            if let Some(old) = old {
-                if let Some(load) = store::load_of_file(tx, old.0)? {
-                    store::remove_load(tx, load)?;
-                }
-            }
-            let load = store::create_load(tx, &meta.name, Some(file_id.0), cfg)?;
-            let mut w = Writer::new(tx, load, cfg)?;
-            w.set_batch_rows(limits.batch_rows);
-            pipelined(&mut input, &mut p, cfg, |rx| {
-                for chunk in rx {
-                    add(tx, &mut w, &chunk)?;
-                    if w.rollup_keys() > limits.spill_keys {
-                        w.roll_up(tx)?;
-                    }
-                }
-                Ok(())
-            })?;
-            w.roll_up(tx)?;
-            Ok::<_, IngestError>(Counts {
-                accepted: p.file.rows_accepted,
-                rejected: p.file.rows_rejected,
-            })
-        })
-    })?;
-    p.report(meta.size);
-    Ok(match outcome {
-        Outcome::Done { status, .. } => p.done(status, meta.size, None),
-        Outcome::Duplicate { previous_name } => p.done(
+    if let Some(previous) = ctx
+        .db
+        .read(|c| ledger::find_same_content(c, DOMAIN, &meta.hash))?
+    {
+        job.add_done(meta.size);
+        let p = Progress::new(job, summary, &meta.name);
+        return Ok(p.done(
             FileStatus::Duplicate,
             meta.size,
-            Some(format!("same content as `{previous_name}`")),
-        ),
-    })
+            Some(format!("same content as `{previous}`")),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    load_input(ctx, cfg, &meta.name, &mut reader, job, summary, limits)
 }
 
 /// Ingests one stream under `name`, in committed batches (see the module doc).
@@ -392,11 +365,28 @@ pub fn ingest_stream(
     job: &JobHandle,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
+    load_input(ctx, cfg, name, reader, job, Summary::default(), limits)
+}
+
+/// Loads one input under a staging load that its ledger entry completes (see the module
+/// doc); returns `summary` with this input added.
+fn load_input(
+    ctx: &Ctx,
+    cfg: GroupConfig,
+    name: &str,
+    reader: &mut (dyn BufRead + Send),
+    job: &JobHandle,
+    summary: Summary,
+    limits: Limits,
+) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
-    let mut p = Progress::new(job, Summary::default(), name);
+    let mut p = Progress::new(job, summary, name);
     let mut input = match Input::open(reader) {
         Ok(input) => input,
-        Err((why, bytes)) => return Ok(p.done(FileStatus::Rejected, bytes, Some(why))),
+        Err((why, bytes)) => {
+            p.report(bytes);
+            return Ok(p.done(FileStatus::Rejected, bytes, Some(why)));
+        }
     };
     let load = ctx.db.write(|c| {
         let tx = c.transaction()?;
@@ -437,6 +427,7 @@ pub fn ingest_stream(
         })
     });
     let bytes = input.bytes();
+    p.report(bytes);
     let finished = match outcome {
         Ok(Outcome::Done { status, .. }) => Ok(p.done(status, bytes, None)),
         Ok(Outcome::Duplicate { previous_name }) => {

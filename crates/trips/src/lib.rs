@@ -5,23 +5,26 @@
 //! - [`parse`]: CSV rows → [`parse::TripRow`] (WKT points, UTC timestamps, names) or a reason.
 //! - [`engine`]: the pure computation — the 1/1024° Morton grid and its quadtree levels, ISO
 //!   weeks, decomposing a box into rollup cells plus raw edge ranges, group keys (H3 cells and
-//!   time-of-day buckets that wrap midnight), weekly averages.
-//! - [`store`]: all SQL — the schema (dictionaries, raw trips, rollups per week and cell, per
-//!   cell pair, per region, groups), loading with in-memory rollup deltas, removing a load,
+//!   time-of-day buckets that wrap midnight), rollup deltas, weekly averages.
+//! - [`batch`]: the binary layout of stored trips — batches sorted by origin and destination
+//!   cell, cut into per-cell blocks with a sub-cell directory.
+//! - [`store`]: all SQL — the schema (dictionaries, batches and blocks, rollups per week and
+//!   cell, per cell pair, per region, groups), writing batches and rollups, removing a load,
 //!   and the queries.
-//! - [`ingest`]: files (one transaction each with the ledger) and streams (committed chunks
-//!   under a staging load), with push progress on the job.
+//! - [`ingest`]: a parser thread feeding the writer; files (one transaction each with the
+//!   ledger) and streams (committed batches under a staging load).
 //! - [`api`]: native routes under `/api/v1/trips/…`.
 //! - [`compat`]: the replaced Flask system's `/vehicles…` routes, same shapes.
 //! - [`generate`]: deterministic realistic trips (hot spots, commute peaks, years, sources).
 //! - [`cli`]: glue for the `sluice` binary: `generate trips` and the demo.
 //!
 //! # Invariants
-//! - A trip's rollup contributions are written in the same transaction as the trip.
+//! - Queries read visible batches only; a batch becomes visible in the transaction that adds
+//!   its trips to the rollups, so the rollup and raw parts of an answer always agree.
 //! - Box answers are exact: rollup cells are used only when fully inside the box; trips in
 //!   cells cut by the edge are checked one by one.
-//! - Rows of a load are found by the id ranges of its chunks (one chunk = one transaction of
-//!   the single writer, so ids are contiguous).
+//! - A load's trips are found through its batches; removing a load subtracts the rollups of
+//!   its visible batches, recomputed from their records.
 
 pub mod api;
 pub mod batch;

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sluice_core::{DbError, Migration};
 
-use crate::batch::{self, DestRec, End, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
+use crate::batch::{self, DestRec, End, Sources, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
 use crate::engine::{
     self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week, PAIR_LEVEL,
 };
@@ -418,48 +418,53 @@ fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> 
     apply_groups(c, d, cfg, sign)
 }
 
+/// Registers `trips_add_sources(base, delta)` (see [`Sources`]) on a connection.
+fn add_sources_function(c: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    c.create_scalar_function(
+        "trips_add_sources",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let base = ctx.get_raw(0).as_blob_or_null()?.unwrap_or_default();
+            let delta = ctx.get_raw(1).as_blob_or_null()?.unwrap_or_default();
+            Ok(Sources::add(base, delta))
+        },
+    )?;
+    Ok(())
+}
+
 fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> {
+    add_sources_function(c)?;
     let res = u8::from(cfg.resolution);
     let mut group = c.prepare_cached(
-        "INSERT INTO trips_group (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket, n)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO trips_group
+           (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket, n, sources)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket)
-         DO UPDATE SET n = n + excluded.n RETURNING id, n",
+         DO UPDATE SET n = n + excluded.n,
+                       sources = trips_add_sources(sources, excluded.sources)",
     )?;
-    let mut source = c.prepare_cached(
-        "INSERT INTO trips_group_source (group_id, datasource_id, n) VALUES (?1, ?2, ?3)
-         ON CONFLICT (group_id, datasource_id) DO UPDATE SET n = n + excluded.n",
-    )?;
-    let mut del_sources =
-        c.prepare_cached("DELETE FROM trips_group_source WHERE group_id = ?1 AND n = 0")?;
-    let mut del_group = c.prepare_cached("DELETE FROM trips_group WHERE id = ?1")?;
     let mut sources: Vec<(SourceKey, i64)> =
         d.group_sources.iter().map(|(&k, &n)| (k, n)).collect();
     sources.sort_unstable_by_key(|s| s.0);
     for run in sources.chunk_by(|a, b| a.0.group() == b.0.group()) {
         let k = run[0].0.group();
         let n: i64 = run.iter().map(|s| s.1).sum();
-        let (id, total): (i64, i64) = group.query_row(
-            params![
-                res,
-                cfg.bucket_minutes,
-                k.region,
-                k.o_h3 as i64,
-                k.d_h3 as i64,
-                k.bucket,
-                sign * n
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        for &(key, m) in run {
-            source.execute(params![id, key.datasource(), sign * m])?;
-        }
-        if sign < 0 {
-            del_sources.execute([id])?;
-            if total == 0 {
-                del_group.execute([id])?;
-            }
-        }
+        let blob = Sources::encode(run.iter().map(|&(key, m)| (key.datasource(), sign * m)));
+        group.execute(params![
+            res,
+            cfg.bucket_minutes,
+            k.region,
+            k.o_h3 as i64,
+            k.d_h3 as i64,
+            k.bucket,
+            sign * n,
+            blob
+        ])?;
+    }
+    if sign < 0 {
+        c.execute("DELETE FROM trips_group WHERE n = 0", [])?;
     }
     Ok(())
 }
@@ -1099,6 +1104,8 @@ pub struct GroupOut {
     pub datasources: BTreeMap<String, u64>,
     #[serde(skip)]
     key: GroupKey,
+    #[serde(skip)]
+    sources: Vec<u8>,
 }
 
 fn group_row(r: &rusqlite::Row<'_>, cfg: GroupConfig) -> rusqlite::Result<GroupOut> {
@@ -1125,21 +1132,25 @@ fn group_row(r: &rusqlite::Row<'_>, cfg: GroupConfig) -> rusqlite::Result<GroupO
             d_h3: d as u64,
             bucket,
         },
+        sources: r.get(7)?,
     })
 }
 
-const GROUP_SELECT: &str = "SELECT g.id, r.name, g.o_h3, g.d_h3, g.bucket, g.n, g.region_id
+const GROUP_SELECT: &str =
+    "SELECT g.id, r.name, g.o_h3, g.d_h3, g.bucket, g.n, g.region_id, g.sources
     FROM trips_group g JOIN trips_region r ON r.id = g.region_id";
 
+/// Names the datasources of groups.
 fn with_sources(c: &Connection, mut groups: Vec<GroupOut>) -> Result<Vec<GroupOut>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT s.name, gs.n FROM trips_group_source gs
-         JOIN trips_datasource s ON s.id = gs.datasource_id WHERE gs.group_id = ?1",
-    )?;
+    let names = Names::load(c)?;
     for g in &mut groups {
-        g.datasources = stmt
-            .query_map([g.id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
-            .collect::<rusqlite::Result<_>>()?;
+        g.datasources = Sources::decode(&g.sources)
+            .into_iter()
+            .map(|(id, n)| {
+                let name = names.sources.get(&(id as u16)).cloned().unwrap_or_default();
+                (name, n as u64)
+            })
+            .collect();
     }
     Ok(groups)
 }

@@ -94,6 +94,14 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
         ),
         0
     );
+    // Group datasource counts were subtracted as exactly as the group sizes.
+    let cfg = sluice_trips::group_config(ctx).unwrap();
+    let groups = ctx
+        .db
+        .read(|c| store::groups(c, cfg, None, 0, u32::MAX, 0))
+        .unwrap();
+    let by_source: u64 = groups.iter().flat_map(|g| g.datasources.values()).sum();
+    assert_eq!(by_source, accepted);
     let world = sluice_trips::engine::BBox::parse("-180,-90,180,90").unwrap();
     let n: u64 = ctx
         .db
@@ -139,39 +147,25 @@ fn sigkill_during_a_stream_then_restart() {
 fn sigkill_during_a_file_then_restart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path()).unwrap();
-    std::fs::write(dir.path().join("big.csv"), generated()).unwrap();
-    // Killed inside the file's one transaction, once its WAL has grown.
-    let wal = dir.path().join("sluice.db-wal");
-    let mut child = Command::new(child_exe())
-        .args([
-            dir.path().to_str().unwrap(),
-            "file",
-            &ROWS.to_string(),
-            "2000",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 1 << 20 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the child finished before the kill"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let path = dir.path().join("big.csv");
+    std::fs::write(&path, generated()).unwrap();
+    // Killed while the file's batches are committed under its staging load.
+    kill_when(dir.path(), "file", "SELECT count(*) >= 3 FROM trips_batch");
     let ctx = common::ctx(dir.path());
-    assert_eq!(common::count(&ctx, "SELECT count(*) FROM trips_batch"), 0);
+    // Nothing of the file is visible, and the ledger does not know it.
+    assert_eq!(
+        common::count(&ctx, "SELECT count(*) FROM trips_batch WHERE visible"),
+        0
+    );
     assert_eq!(common::count(&ctx, "SELECT count(*) FROM core_ledger"), 0);
-    let s = common::ingest_stream(
-        &ctx,
-        "big.csv",
-        &std::fs::read(dir.path().join("big.csv")).unwrap(),
+    let s = common::ingest_file(&ctx, &path);
+    assert_eq!(s.rows_accepted + s.rows_rejected, ROWS);
+    assert_one_copy(&ctx, s.rows_accepted);
+    // The same file again is a duplicate, found before parsing.
+    let again = common::ingest_file(&ctx, &path);
+    assert_eq!(
+        again.files[0].status,
+        sluice_core::jobs::FileStatus::Duplicate
     );
     assert_one_copy(&ctx, s.rows_accepted);
 }

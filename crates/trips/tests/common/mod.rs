@@ -121,6 +121,18 @@ pub fn ingest_stream_with(
     s
 }
 
+/// Ingests one file in-process as a job.
+pub fn ingest_file(ctx: &Ctx, path: &std::path::Path) -> Summary {
+    let job = ctx
+        .jobs
+        .create(NewJob::new("trips", "ingest", "bytes"))
+        .unwrap();
+    job.start().unwrap();
+    let s = TripsIngest.ingest(ctx, &[path.to_owned()], &job).unwrap();
+    job.succeed(s.clone()).unwrap();
+    s
+}
+
 /// A single number from SQL.
 pub fn count(ctx: &Ctx, sql: &str) -> i64 {
     ctx.db

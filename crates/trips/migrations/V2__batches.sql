@@ -6,7 +6,7 @@ DROP TABLE trips_chunk;
 DELETE FROM trips_load;
 DELETE FROM trips_region_week;
 DELETE FROM trips_cell_week;
-DELETE FROM trips_pair_week;
+DROP TABLE trips_pair_week;
 DROP TABLE trips_group_source;
 DELETE FROM trips_group;
 UPDATE trips_region SET n = 0;
@@ -43,7 +43,18 @@ CREATE TABLE trips_block (
 );
 CREATE INDEX trips_block_batch ON trips_block (batch_id, end_, start);
 
--- A group's datasources with their trip counts, as one small blob (see `batch::Sources`)
--- merged by the SQL function `trips_add_sources`: one row write per group instead of one
+-- A group's datasources with their trip counts, as one small blob (see `batch::Tally`)
+-- merged by the SQL function `trips_add_counts`: one row write per group instead of one
 -- per group and datasource.
 ALTER TABLE trips_group ADD COLUMN sources BLOB NOT NULL DEFAULT x'';
+
+-- Trips per (origin cell, destination cell) of the same level, levels 3..8 (1/16° to 64°),
+-- for match=both, with the counts per week in one blob (`batch::Tally`, keyed by week):
+-- a box reads one row per cell pair, not one per pair and week.
+CREATE TABLE trips_pair (
+    level  INTEGER NOT NULL,
+    o_cell INTEGER NOT NULL,
+    d_cell INTEGER NOT NULL,
+    weeks  BLOB NOT NULL,
+    PRIMARY KEY (level, o_cell, d_cell)
+) WITHOUT ROWID;

@@ -251,42 +251,41 @@ pub fn block_cells(ranges: &[(i64, i64)]) -> Vec<i64> {
     cells
 }
 
-/// A group's datasources with their trip counts: (id `u16`, count `i64`) pairs, little
-/// endian, sorted by id, no zero counts. Deltas use the same layout with signed counts.
-pub struct Sources;
+/// Counts by a small integer key, as one blob: (key `i32`, count `i64`) pairs, little
+/// endian, sorted by key, without zero counts. A group's datasources and a cell pair's weeks
+/// are kept this way, so that each is one row; deltas use the same layout with signed counts
+/// and are merged by the SQL function `trips_add_counts`.
+pub struct Tally;
 
-impl Sources {
-    const WIDTH: usize = 10;
+impl Tally {
+    const WIDTH: usize = 12;
 
     pub fn encode(pairs: impl IntoIterator<Item = (i64, i64)>) -> Vec<u8> {
         let mut v: Vec<(i64, i64)> = pairs.into_iter().filter(|p| p.1 != 0).collect();
         v.sort_unstable();
         let mut out = Vec::with_capacity(v.len() * Self::WIDTH);
-        for (id, n) in v {
-            out.extend_from_slice(&(id as u16).to_le_bytes());
+        for (key, n) in v {
+            out.extend_from_slice(&(key as i32).to_le_bytes());
             out.extend_from_slice(&n.to_le_bytes());
         }
         out
     }
 
-    pub fn decode(b: &[u8]) -> Vec<(i64, i64)> {
-        b.chunks_exact(Self::WIDTH)
-            .map(|c| {
-                let id = i64::from(u16::from_le_bytes([c[0], c[1]]));
-                (
-                    id,
-                    i64::from_le_bytes(c[2..10].try_into().expect("8 bytes")),
-                )
-            })
-            .collect()
+    pub fn decode(b: &[u8]) -> impl Iterator<Item = (i64, i64)> + '_ {
+        b.chunks_exact(Self::WIDTH).map(|c| {
+            let key = i64::from(i32::from_le_bytes(c[0..4].try_into().expect("4 bytes")));
+            (
+                key,
+                i64::from_le_bytes(c[4..12].try_into().expect("8 bytes")),
+            )
+        })
     }
 
     /// Adds the counts of `delta` to `base`.
     pub fn add(base: &[u8], delta: &[u8]) -> Vec<u8> {
-        let mut sum: std::collections::BTreeMap<i64, i64> =
-            Self::decode(base).into_iter().collect();
-        for (id, n) in Self::decode(delta) {
-            *sum.entry(id).or_default() += n;
+        let mut sum: std::collections::BTreeMap<i64, i64> = Self::decode(base).collect();
+        for (key, n) in Self::decode(delta) {
+            *sum.entry(key).or_default() += n;
         }
         Self::encode(sum)
     }
@@ -309,15 +308,13 @@ mod tests {
     }
 
     #[test]
-    fn sources_add_and_drop_zeros() {
-        let base = Sources::encode([(3, 5), (1, 2)]);
-        assert_eq!(Sources::decode(&base), vec![(1, 2), (3, 5)]);
-        let delta = Sources::encode([(1, -2), (7, 1)]);
-        assert_eq!(
-            Sources::decode(&Sources::add(&base, &delta)),
-            vec![(3, 5), (7, 1)]
-        );
-        assert!(Sources::add(&base, &Sources::encode([(1, -2), (3, -5)])).is_empty());
+    fn tallies_add_and_drop_zeros() {
+        let decode = |b: &[u8]| Tally::decode(b).collect::<Vec<_>>();
+        let base = Tally::encode([(3, 5), (-1, 2)]);
+        assert_eq!(decode(&base), vec![(-1, 2), (3, 5)]);
+        let delta = Tally::encode([(-1, -2), (7, 1)]);
+        assert_eq!(decode(&Tally::add(&base, &delta)), vec![(3, 5), (7, 1)]);
+        assert!(Tally::add(&base, &Tally::encode([(-1, -2), (3, -5)])).is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sluice_core::{DbError, Migration};
 
-use crate::batch::{self, DestRec, End, Sources, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
+use crate::batch::{self, DestRec, End, Tally, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
 use crate::engine::{
     self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week, PAIR_LEVEL,
 };
@@ -354,6 +354,7 @@ fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> 
     if d.is_empty() {
         return Ok(());
     }
+    add_counts_function(c)?;
     let removing = sign < 0;
     {
         let mut up = c.prepare_cached("UPDATE trips_region SET n = n + ?2 WHERE id = ?1")?;
@@ -400,42 +401,40 @@ fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> 
     }
     {
         let mut up = c.prepare_cached(
-            "INSERT INTO trips_pair_week (level, o_cell, d_cell, week, n)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (level, o_cell, d_cell, week) DO UPDATE SET n = n + excluded.n",
+            "INSERT INTO trips_pair (level, o_cell, d_cell, weeks) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (level, o_cell, d_cell)
+             DO UPDATE SET weeks = trips_add_counts(weeks, excluded.weeks)",
         )?;
-        let mut del = c.prepare_cached(
-            "DELETE FROM trips_pair_week
-             WHERE level = ?1 AND o_cell = ?2 AND d_cell = ?3 AND week = ?4 AND n = 0",
-        )?;
-        for ((level, o, dc, week), n) in d.pairs() {
-            up.execute(params![level, o, dc, week.0, sign * n])?;
-            if removing {
-                del.execute(params![level, o, dc, week.0])?;
-            }
+        let pairs = d.pairs();
+        for run in pairs.chunk_by(|a, b| (a.0 .0, a.0 .1, a.0 .2) == (b.0 .0, b.0 .1, b.0 .2)) {
+            let (level, o, dc, _) = run[0].0;
+            let weeks = Tally::encode(run.iter().map(|&((.., week), n)| (week.0, sign * n)));
+            up.execute(params![level, o, dc, weeks])?;
+        }
+        if removing {
+            c.execute("DELETE FROM trips_pair WHERE weeks = x''", [])?;
         }
     }
     apply_groups(c, d, cfg, sign)
 }
 
-/// Registers `trips_add_sources(base, delta)` (see [`Sources`]) on a connection.
-fn add_sources_function(c: &Connection) -> Result<()> {
+/// Registers `trips_add_counts(base, delta)` (see [`Tally`]) on a connection.
+fn add_counts_function(c: &Connection) -> Result<()> {
     use rusqlite::functions::FunctionFlags;
     c.create_scalar_function(
-        "trips_add_sources",
+        "trips_add_counts",
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             let base = ctx.get_raw(0).as_blob_or_null()?.unwrap_or_default();
             let delta = ctx.get_raw(1).as_blob_or_null()?.unwrap_or_default();
-            Ok(Sources::add(base, delta))
+            Ok(Tally::add(base, delta))
         },
     )?;
     Ok(())
 }
 
 fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> {
-    add_sources_function(c)?;
     let res = u8::from(cfg.resolution);
     let mut group = c.prepare_cached(
         "INSERT INTO trips_group
@@ -443,7 +442,7 @@ fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resu
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (h3_resolution, bucket_minutes, region_id, o_h3, d_h3, bucket)
          DO UPDATE SET n = n + excluded.n,
-                       sources = trips_add_sources(sources, excluded.sources)",
+                       sources = trips_add_counts(sources, excluded.sources)",
     )?;
     let mut sources: Vec<(SourceKey, i64)> =
         d.group_sources.iter().map(|(&k, &n)| (k, n)).collect();
@@ -451,7 +450,7 @@ fn apply_groups(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Resu
     for run in sources.chunk_by(|a, b| a.0.group() == b.0.group()) {
         let k = run[0].0.group();
         let n: i64 = run.iter().map(|s| s.1).sum();
-        let blob = Sources::encode(run.iter().map(|&(key, m)| (key.datasource(), sign * m)));
+        let blob = Tally::encode(run.iter().map(|&(key, m)| (key.datasource(), sign * m)));
         group.execute(params![
             res,
             cfg.bucket_minutes,
@@ -995,16 +994,20 @@ fn both_pairs(
     let mut cut = BTreeSet::new();
     {
         let mut stmt = c.prepare_cached(
-            "SELECT o_cell, d_cell, week, n FROM trips_pair_week
-             WHERE level = ?1 AND o_cell BETWEEN ?2 AND ?3 AND d_cell BETWEEN ?4 AND ?5
-               AND week BETWEEN ?6 AND ?7",
+            "SELECT o_cell, d_cell, weeks FROM trips_pair
+             WHERE level = ?1 AND o_cell BETWEEN ?2 AND ?3 AND d_cell BETWEEN ?4 AND ?5",
         )?;
-        let mut rows = stmt.query(params![level, o.0, o.1, d.0, d.1, range.lo(), range.hi()])?;
+        let mut rows = stmt.query(params![level, o.0, o.1, d.0, d.1])?;
         while let Some(r) = rows.next()? {
             let (oc, dc): (i64, i64) = (r.get(0)?, r.get(1)?);
             match bbox.classify(level, dc) {
                 Relation::Inside => {
-                    *out.entry(Week(r.get(2)?)).or_default() += r.get::<_, i64>(3)? as u64
+                    let weeks = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+                    for (week, n) in Tally::decode(weeks) {
+                        if range.has(Week(week)) {
+                            *out.entry(Week(week)).or_default() += n as u64;
+                        }
+                    }
                 }
                 Relation::Cut if level > PAIR_LEVEL => {
                     cut.insert((oc, dc));
@@ -1144,8 +1147,7 @@ const GROUP_SELECT: &str =
 fn with_sources(c: &Connection, mut groups: Vec<GroupOut>) -> Result<Vec<GroupOut>> {
     let names = Names::load(c)?;
     for g in &mut groups {
-        g.datasources = Sources::decode(&g.sources)
-            .into_iter()
+        g.datasources = Tally::decode(&g.sources)
             .map(|(id, n)| {
                 let name = names.sources.get(&(id as u16)).cloned().unwrap_or_default();
                 (name, n as u64)

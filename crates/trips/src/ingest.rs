@@ -3,12 +3,13 @@
 //! with the last rollups, or is removed if the process dies first.
 //!
 //! Why batches: one transaction for 100 M rows would grow the WAL to the size of the
-//! database, and the content hash of a stream, so the ledger's duplicate check, is only
-//! known at its end (a file's is known first, so a duplicate file is not even parsed). A batch is committed invisible; the transaction that adds batches to
-//! the rollups makes them visible (at the end, or earlier when the rollup deltas in memory
-//! grow past [`Limits::spill_keys`]). The staging load keeps "exactly one copy" true: a stream that
-//! does not finish is removed before the next ingestion, and a stream whose content turns out
-//! to be a duplicate removes itself.
+//! database, and the content hash of a stream, so the ledger's duplicate check, is only known
+//! at its end (a file's is known first, so a duplicate file is not even parsed). A batch is
+//! committed invisible; the transaction that adds batches to the rollups makes them visible
+//! (at the end, or earlier when the rollup deltas in memory grow past
+//! [`Limits::spill_keys`]). The staging load keeps "exactly one copy" true: an input that
+//! does not finish is removed before the next ingestion, and one whose content turns out to
+//! be a duplicate removes itself.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Read};
@@ -29,10 +30,10 @@ pub const DOMAIN: &str = "trips";
 /// How an input is cut into batches and rollup spills (tests use small limits).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Trips per batch (for a stream, one committed transaction each).
+    /// Trips per batch (one committed transaction each).
     pub batch_rows: usize,
-    /// Rollup keys held in memory (about 50 bytes each) before the batches so far are
-    /// added to the rollups and made visible.
+    /// Rollup keys held in memory (about 40 bytes each, counting the hash tables' slack)
+    /// before the batches so far are added to the rollups and made visible.
     pub spill_keys: usize,
 }
 

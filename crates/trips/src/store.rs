@@ -770,8 +770,12 @@ impl TripFilter {
     }
 }
 
-/// Trips in id order after the cursor. Batches are read in id order: without filters by
-/// id offset; with both origin coordinates through that cell's block; otherwise whole.
+/// Trips read one by one, in id order, before a filtered listing decodes a whole batch.
+const LISTING_PROBES: usize = 128;
+
+/// Trips in id order after the cursor. Batches are read in id order: with both origin
+/// coordinates through that cell's block; otherwise trip by trip first (enough when matches
+/// are frequent), then whole.
 pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
     let names = Names::load(c)?;
     let lookup = |map: &HashMap<u16, String>, name: &Option<String>| match name {
@@ -820,10 +824,8 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
             continue;
         }
         let skip = (after + 1 - first_id).max(0) as u32;
-        let mut found: Vec<TripRec> = if f.is_empty() {
-            let end = (skip as usize + limit - out.len()).min(n as usize) as u32;
-            read_by_offsets(c, batch_id, skip..end)?
-        } else if let Some(cell) = origin_cell {
+        let need = limit - out.len();
+        let mut found: Vec<TripRec> = if let Some(cell) = origin_cell {
             let mut v = Vec::new();
             scan_blocks(c, End::Origin, &[(cell, cell)], Some(batch_id), |b, _| {
                 let r = TripRec::decode(b);
@@ -833,12 +835,21 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
             })?;
             v
         } else {
-            let mut v = Vec::new();
-            for_each_trip(c, batch_id, |r| {
-                if r.offset >= skip && keep(r) {
-                    v.push(*r);
-                }
-            })?;
+            // Frequent matches are found by reading trips in id order, a few at a time;
+            // when they turn out rare, decoding the rest of the batch is cheaper.
+            let probe = if f.is_empty() { need } else { LISTING_PROBES };
+            let end = (skip as usize + probe).min(n as usize) as u32;
+            let mut v: Vec<TripRec> = read_by_offsets(c, batch_id, skip..end)?
+                .into_iter()
+                .filter(|r| keep(r))
+                .collect();
+            if v.len() < need && (end as i64) < n {
+                for_each_trip(c, batch_id, |r| {
+                    if r.offset >= end && keep(r) {
+                        v.push(*r);
+                    }
+                })?;
+            }
             v
         };
         found.sort_unstable_by_key(|r| r.offset);

@@ -179,6 +179,8 @@ fn boxes_match_brute_force() {
             .collect()
     };
     let may = Timestamp::parse("2017-05-01 00:00:00").unwrap();
+    let june = Timestamp::parse("2018-06-01 00:00:00").unwrap();
+    assert!(expect(&|t| t.region == "Lisbon" && t.ts >= june, 0, 25).len() >= 10);
     for after in [0, 650, 699, 700, 5990, 6100] {
         let all = TripFilter {
             after: Some(after),
@@ -198,6 +200,17 @@ fn boxes_match_brute_force() {
         assert_eq!(
             list(berlin_since_may),
             expect(&|t| t.region == "Berlin" && t.ts >= may, after, 25),
+            "after {after}"
+        );
+        // Rare enough that the listing goes past its trip-by-trip probe.
+        let lisbon_june = TripFilter {
+            region: Some("Lisbon".into()),
+            from: Some(june),
+            ..all.clone()
+        };
+        assert_eq!(
+            list(lisbon_june),
+            expect(&|t| t.region == "Lisbon" && t.ts >= june, after, 25),
             "after {after}"
         );
     }

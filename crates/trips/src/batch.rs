@@ -239,14 +239,11 @@ pub fn runs(dir: &[u8], cell: i64, ranges: &[(i64, i64)]) -> Vec<(u32, u32)> {
 
 /// Block-level cells meeting the inclusive level-0 ranges.
 pub fn block_cells(ranges: &[(i64, i64)]) -> Vec<i64> {
-    let mut cells: Vec<i64> = Vec::new();
-    for &(a, b) in ranges {
-        for c in parent(a, BLOCK_LEVEL)..=parent(b, BLOCK_LEVEL) {
-            if cells.last() != Some(&c) {
-                cells.push(c);
-            }
-        }
-    }
+    // Sorted ranges give sorted cells; neighbouring ranges may share one.
+    let mut cells: Vec<i64> = ranges
+        .iter()
+        .flat_map(|&(a, b)| parent(a, BLOCK_LEVEL)..=parent(b, BLOCK_LEVEL))
+        .collect();
     cells.dedup();
     cells
 }

@@ -404,10 +404,6 @@ impl GroupConfig {
         })
     }
 
-    pub fn cell(&self, p: Point) -> u64 {
-        h3_of(p, self.resolution)
-    }
-
     /// Buckets are centred on multiples of the width, so bucket 0 spans midnight
     /// (23:30–00:30 for one hour): times either side of midnight fall together.
     pub fn bucket(&self, ts: Timestamp) -> u32 {
@@ -439,7 +435,7 @@ impl GroupConfig {
 /// centre's H3 cell.
 #[derive(Debug)]
 pub struct H3Cache {
-    resolution: h3o::Resolution,
+    cfg: GroupConfig,
     /// Grid cell → its H3 cell, or 0 when the grid cell is not wholly inside one.
     cells: FxHashMap<i64, u64>,
 }
@@ -450,8 +446,25 @@ const H3_CACHE_CELLS: usize = 1 << 21;
 impl H3Cache {
     pub fn new(cfg: GroupConfig) -> H3Cache {
         H3Cache {
-            resolution: cfg.resolution,
+            cfg,
             cells: FxHashMap::default(),
+        }
+    }
+
+    /// The group of a trip: H3 cells of both ends (level-0 grid cells `o_cell`, `d_cell`)
+    /// and time-of-day bucket.
+    pub fn group(
+        &mut self,
+        region: i64,
+        (o, o_cell): (Point, i64),
+        (d, d_cell): (Point, i64),
+        ts: Timestamp,
+    ) -> GroupKey {
+        GroupKey {
+            region,
+            o_h3: self.cell(o, o_cell),
+            d_h3: self.cell(d, d_cell),
+            bucket: self.cfg.bucket(ts),
         }
     }
 
@@ -463,7 +476,7 @@ impl H3Cache {
                 if self.cells.len() >= H3_CACHE_CELLS {
                     self.cells.clear();
                 }
-                let h = whole_cell(cell0, self.resolution);
+                let h = whole_cell(cell0, self.cfg.resolution);
                 self.cells.insert(cell0, h);
                 h
             }
@@ -471,7 +484,7 @@ impl H3Cache {
         if whole != 0 {
             return whole;
         }
-        h3_of(p, self.resolution)
+        h3_of(p, self.cfg.resolution)
     }
 }
 
@@ -585,17 +598,6 @@ pub struct GroupKey {
     pub o_h3: u64,
     pub d_h3: u64,
     pub bucket: u32,
-}
-
-impl GroupConfig {
-    pub fn key(&self, region: i64, o: Point, d: Point, ts: Timestamp) -> GroupKey {
-        GroupKey {
-            region,
-            o_h3: self.cell(o),
-            d_h3: self.cell(d),
-            bucket: self.bucket(ts),
-        }
-    }
 }
 
 /// Rollup changes accumulated in memory, so that each rollup row is written once per load
@@ -832,7 +834,7 @@ mod tests {
                 .unwrap();
                 let c0 = cell_of(p);
                 let got = cache.cell(p, c0);
-                assert_eq!(got, cfg.cell(p), "{p:?} at resolution {res}");
+                assert_eq!(got, h3_of(p, cfg.resolution), "{p:?} at resolution {res}");
                 memoised += usize::from(cache.cells[&c0] != 0);
             }
             if res == 7 {

@@ -46,19 +46,37 @@ impl Default for Limits {
     }
 }
 
-/// Counts bytes and hashes them as the CSV reader pulls them.
+/// Counts bytes and, for a stream, hashes them as the CSV reader pulls them.
 struct Tap<R> {
     inner: R,
-    hasher: blake3::Hasher,
+    hasher: Option<blake3::Hasher>,
     bytes: u64,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+/// Where an input comes from: a file is hashed before it is read (so that a duplicate is
+/// not parsed), a stream while it is read.
+enum Source<'a> {
+    File(&'a InputMeta),
+    Stream(&'a str),
+}
+
+impl Source<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Source::File(meta) => &meta.name,
+            Source::Stream(name) => name,
+        }
     }
 }
 
@@ -110,6 +128,11 @@ impl<'a> Progress<'a> {
         self.job.set_summary(live);
     }
 
+    fn duplicate(self, bytes: u64, previous: &str) -> Summary {
+        let detail = format!("same content as `{previous}`");
+        self.done(FileStatus::Duplicate, bytes, Some(detail))
+    }
+
     fn done(mut self, status: FileStatus, bytes: u64, detail: Option<String>) -> Summary {
         if status == FileStatus::Duplicate || status == FileStatus::Rejected {
             // Nothing of this input counts; its per-row rejections are not news either.
@@ -153,10 +176,10 @@ struct Input<R> {
 
 impl<R: Read> Input<R> {
     /// Reads the header; `Err` is why the whole input is rejected (with the bytes read).
-    fn open(r: R) -> Result<Input<R>, (String, u64)> {
+    fn open(r: R, hash: bool) -> Result<Input<R>, (String, u64)> {
         let mut rdr = csv_reader(Tap {
             inner: r,
-            hasher: blake3::Hasher::new(),
+            hasher: hash.then(blake3::Hasher::new),
             bytes: 0,
         });
         let mut rec = csv::ByteRecord::new();
@@ -234,7 +257,8 @@ fn parse<R: Read>(
             Ok(row) => {
                 let r = local_id(&mut regions, &mut chunk.regions, row.region.as_str());
                 let d = local_id(&mut sources, &mut chunk.sources, row.datasource.as_str());
-                chunk.trips.push(Prepared::new(cfg, &mut h3, r, d, &row));
+                let t = Prepared::new(&mut h3, r, d, row.ts, row.origin, row.destination);
+                chunk.trips.push(t);
                 p.file.rows_accepted += 1;
             }
             Err(reason) => {
@@ -292,12 +316,7 @@ pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
     let stale = ctx.db.read(store::stale_loads)?;
     let mut removed = 0;
     for load in stale {
-        removed += ctx.db.write(|c| {
-            let tx = c.transaction()?;
-            let n = store::remove_load(&tx, load)?;
-            tx.commit()?;
-            Ok::<_, DbError>(n)
-        })?;
+        removed += discard(ctx, load)?;
     }
     if removed > 0 {
         tracing::warn!(rows = removed, "removed rows of interrupted trips streams");
@@ -305,7 +324,7 @@ pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
     Ok(removed)
 }
 
-/// Ingests files, each atomically with its ledger entry.
+/// Ingests files, each completed by its ledger entry (see the module doc).
 pub fn ingest_files(
     ctx: &Ctx,
     cfg: GroupConfig,
@@ -313,7 +332,6 @@ pub fn ingest_files(
     job: &JobHandle,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
-    cleanup(ctx)?;
     let mut summary = Summary::default();
     for path in files {
         summary = ingest_file(ctx, cfg, path, job, summary, limits)?;
@@ -345,16 +363,12 @@ fn ingest_file(
         .read(|c| ledger::find_same_content(c, DOMAIN, &meta.hash))?
     {
         job.add_done(meta.size);
-        let p = Progress::new(job, summary, &meta.name);
-        return Ok(p.done(
-            FileStatus::Duplicate,
-            meta.size,
-            Some(format!("same content as `{previous}`")),
-        ));
+        return Ok(Progress::new(job, summary, &meta.name).duplicate(meta.size, &previous));
     }
     let file = std::fs::File::open(path).map_err(io_err(path))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    load_input(ctx, cfg, &meta.name, &mut reader, job, summary, limits)
+    let source = Source::File(&meta);
+    load_input(ctx, cfg, source, &mut reader, job, summary, limits)
 }
 
 /// Ingests one stream under `name`, in committed batches (see the module doc).
@@ -366,7 +380,8 @@ pub fn ingest_stream(
     job: &JobHandle,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
-    load_input(ctx, cfg, name, reader, job, Summary::default(), limits)
+    let source = Source::Stream(name);
+    load_input(ctx, cfg, source, reader, job, Summary::default(), limits)
 }
 
 /// Loads one input under a staging load that its ledger entry completes (see the module
@@ -374,15 +389,16 @@ pub fn ingest_stream(
 fn load_input(
     ctx: &Ctx,
     cfg: GroupConfig,
-    name: &str,
+    source: Source<'_>,
     reader: &mut (dyn BufRead + Send),
     job: &JobHandle,
     summary: Summary,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
     cleanup(ctx)?;
+    let name = source.name();
     let mut p = Progress::new(job, summary, name);
-    let mut input = match Input::open(reader) {
+    let mut input = match Input::open(reader, matches!(source, Source::Stream(_))) {
         Ok(input) => input,
         Err((why, bytes)) => {
             p.report(bytes);
@@ -391,7 +407,7 @@ fn load_input(
     };
     let load = ctx.db.write(|c| {
         let tx = c.transaction()?;
-        let load = store::create_load(&tx, name, None, cfg)?;
+        let load = store::create_load(&tx, name, cfg)?;
         tx.commit()?;
         Ok::<_, DbError>(load)
     })?;
@@ -401,14 +417,20 @@ fn load_input(
         stream_batches(ctx, &mut w, rx, limits.spill_keys)
     });
     let outcome = result.and_then(|()| {
-        // Drain what the CSV reader left unread so the hash covers every byte.
-        let tap = input.rdr.get_mut();
-        std::io::copy(tap, &mut std::io::sink())
-            .map_err(|e| IngestError::Invalid(format!("{name}: {e}")))?;
-        let meta = InputMeta {
-            name: name.to_owned(),
-            hash: ContentHash(tap.hasher.finalize().to_hex().to_string()),
-            size: tap.bytes,
+        let meta = match source {
+            Source::File(meta) => meta.clone(),
+            Source::Stream(name) => {
+                // Drain what the CSV reader left unread so the hash covers every byte.
+                let tap = input.rdr.get_mut();
+                std::io::copy(tap, &mut std::io::sink())
+                    .map_err(|e| IngestError::Invalid(format!("{name}: {e}")))?;
+                let hasher = tap.hasher.take().unwrap_or_default();
+                InputMeta {
+                    name: name.to_owned(),
+                    hash: ContentHash(hasher.finalize().to_hex().to_string()),
+                    size: tap.bytes,
+                }
+            }
         };
         let counts = Counts {
             accepted: p.file.rows_accepted,
@@ -433,11 +455,7 @@ fn load_input(
         Ok(Outcome::Done { status, .. }) => Ok(p.done(status, bytes, None)),
         Ok(Outcome::Duplicate { previous_name }) => {
             discard(ctx, load)?;
-            Ok(p.done(
-                FileStatus::Duplicate,
-                bytes,
-                Some(format!("same content as `{previous_name}`")),
-            ))
+            Ok(p.duplicate(bytes, &previous_name))
         }
         Err(e) => {
             discard(ctx, load)?;
@@ -448,12 +466,13 @@ fn load_input(
     finished
 }
 
-fn discard(ctx: &Ctx, load: LoadId) -> Result<(), DbError> {
+/// Removes a load in a transaction of its own; returns the trips removed.
+fn discard(ctx: &Ctx, load: LoadId) -> Result<u64, DbError> {
     ctx.db.write(|c| {
         let tx = c.transaction()?;
-        store::remove_load(&tx, load)?;
+        let n = store::remove_load(&tx, load)?;
         tx.commit()?;
-        Ok(())
+        Ok(n)
     })
 }
 

@@ -14,7 +14,7 @@ use crate::batch::{self, DestRec, End, Tally, TripRec, BATCH_ROWS, DEST_BYTES, T
 use crate::engine::{
     self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week, PAIR_LEVEL,
 };
-use crate::parse::{Point, Timestamp, TripRow};
+use crate::parse::{Point, Timestamp};
 
 pub fn migrations() -> Vec<Migration> {
     vec![
@@ -42,29 +42,20 @@ fn live_loads() -> std::sync::MutexGuard<'static, Option<HashSet<i64>>> {
     LIVE_LOADS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Creates a load. Staging loads are registered as live until [`release`].
-pub fn create_load(
-    tx: &Transaction<'_>,
-    name: &str,
-    file_id: Option<i64>,
-    cfg: GroupConfig,
-) -> Result<LoadId> {
+/// Creates a staging load, registered as live until [`release`].
+pub fn create_load(tx: &Transaction<'_>, name: &str, cfg: GroupConfig) -> Result<LoadId> {
     tx.execute(
-        "INSERT INTO trips_load (name, state, file_id, owner_pid, h3_resolution, bucket_minutes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO trips_load (name, state, owner_pid, h3_resolution, bucket_minutes)
+         VALUES (?1, 'staging', ?2, ?3, ?4)",
         params![
             name,
-            if file_id.is_some() { "done" } else { "staging" },
-            file_id,
             i64::from(std::process::id()),
             u8::from(cfg.resolution),
             cfg.bucket_minutes
         ],
     )?;
     let id = tx.last_insert_rowid();
-    if file_id.is_none() {
-        live_loads().get_or_insert_with(HashSet::new).insert(id);
-    }
+    live_loads().get_or_insert_with(HashSet::new).insert(id);
     Ok(LoadId(id))
 }
 
@@ -84,9 +75,9 @@ pub fn release(load: LoadId) {
     }
 }
 
-/// A parsed trip with what the rollups derive from its coordinates, computed off the
-/// writer's thread. `region` and `datasource` are the parser's own ids of the names it
-/// passes to [`Writer::add_names`].
+/// A trip with what the rollups derive from its coordinates, computed off the writer's
+/// thread. `region` and `datasource` (also in `group`) are the parser's own ids of the names
+/// it passes to [`Writer::add_names`].
 #[derive(Clone, Copy, Debug)]
 pub struct Prepared {
     pub region: u32,
@@ -96,32 +87,49 @@ pub struct Prepared {
     pub destination: Point,
     pub o_cell: i64,
     pub d_cell: i64,
-    pub o_h3: u64,
-    pub d_h3: u64,
-    pub bucket: u32,
+    pub group: GroupKey,
 }
 
 impl Prepared {
     pub fn new(
-        cfg: GroupConfig,
         h3: &mut engine::H3Cache,
         region: u32,
         datasource: u32,
-        row: &TripRow<'_>,
+        ts: Timestamp,
+        origin: Point,
+        destination: Point,
     ) -> Prepared {
-        let o_cell = engine::cell_of(row.origin);
-        let d_cell = engine::cell_of(row.destination);
+        let o_cell = engine::cell_of(origin);
+        let d_cell = engine::cell_of(destination);
         Prepared {
             region,
             datasource,
-            ts: row.ts,
-            origin: row.origin,
-            destination: row.destination,
+            ts,
+            origin,
+            destination,
             o_cell,
             d_cell,
-            o_h3: h3.cell(row.origin, o_cell),
-            d_h3: h3.cell(row.destination, d_cell),
-            bucket: cfg.bucket(row.ts),
+            group: h3.group(
+                i64::from(region),
+                (origin, o_cell),
+                (destination, d_cell),
+                ts,
+            ),
+        }
+    }
+
+    /// The trip as the rollups see it, under dictionary ids.
+    fn keyed(&self, region: u16, datasource: u16) -> Keyed {
+        Keyed {
+            region: i64::from(region),
+            datasource: i64::from(datasource),
+            week: Week::of(self.ts),
+            o_cell: self.o_cell,
+            d_cell: self.d_cell,
+            group: GroupKey {
+                region: i64::from(region),
+                ..self.group
+            },
         }
     }
 }
@@ -150,8 +158,8 @@ impl Writer {
         Ok(Writer {
             cfg,
             load,
-            regions: dictionary(c, "SELECT name, id FROM trips_region")?,
-            sources: dictionary(c, "SELECT name, id FROM trips_datasource")?,
+            regions: pairs(c, "SELECT name, id FROM trips_region")?,
+            sources: pairs(c, "SELECT name, id FROM trips_datasource")?,
             region_ids: Vec::new(),
             source_ids: Vec::new(),
             batches: 0,
@@ -205,19 +213,7 @@ impl Writer {
             origin: t.origin,
             destination: t.destination,
         };
-        self.deltas.add(&Keyed {
-            region: i64::from(region),
-            datasource: i64::from(datasource),
-            week: Week::of(t.ts),
-            o_cell: t.o_cell,
-            d_cell: t.d_cell,
-            group: GroupKey {
-                region: i64::from(region),
-                o_h3: t.o_h3,
-                d_h3: t.d_h3,
-                bucket: t.bucket,
-            },
-        });
+        self.deltas.add(&t.keyed(region, datasource));
         if self.recs.capacity() == 0 {
             self.recs.reserve_exact(self.batch_rows);
             self.cells.reserve_exact(self.batch_rows);
@@ -299,20 +295,18 @@ impl Writer {
 }
 
 /// A stored trip as the rollups see it.
-fn keyed(r: &TripRec, cfg: GroupConfig) -> Keyed {
-    let region = i64::from(r.region);
-    Keyed {
-        region,
-        datasource: i64::from(r.datasource),
-        week: Week::of(r.ts),
-        o_cell: engine::cell_of(r.origin),
-        d_cell: engine::cell_of(r.destination),
-        group: cfg.key(region, r.origin, r.destination, r.ts),
-    }
+fn keyed(r: &TripRec, h3: &mut engine::H3Cache) -> Keyed {
+    let (region, ds) = (u32::from(r.region), u32::from(r.datasource));
+    Prepared::new(h3, region, ds, r.ts, r.origin, r.destination).keyed(r.region, r.datasource)
 }
 
-fn dictionary(c: &Connection, sql: &str) -> Result<HashMap<String, u16>> {
-    let mut stmt = c.prepare(sql)?;
+/// The two columns of every row of `sql`, as a map (dictionaries, both ways).
+fn pairs<K, V>(c: &Connection, sql: &str) -> Result<HashMap<K, V>>
+where
+    K: rusqlite::types::FromSql + std::hash::Hash + Eq,
+    V: rusqlite::types::FromSql,
+{
+    let mut stmt = c.prepare_cached(sql)?;
     let map = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -490,11 +484,12 @@ pub fn remove_load(tx: &Transaction<'_>, load: LoadId) -> Result<u64> {
         rows
     };
     let mut removed = 0;
+    let mut h3 = engine::H3Cache::new(cfg);
     for (batch_id, n, visible) in batches {
         // Only visible batches were added to the rollups.
         if visible {
             let mut deltas = Deltas::default();
-            for_each_trip(tx, batch_id, |t| deltas.add(&keyed(t, cfg)))?;
+            for_each_trip(tx, batch_id, |t| deltas.add(&keyed(t, &mut h3)))?;
             apply(tx, &deltas, cfg, -1)?;
         }
         tx.execute("DELETE FROM trips_block WHERE batch_id = ?1", [batch_id])?;
@@ -557,16 +552,9 @@ struct Names {
 
 impl Names {
     fn load(c: &Connection) -> Result<Names> {
-        let read = |sql: &str| -> Result<HashMap<u16, String>> {
-            let mut stmt = c.prepare_cached(sql)?;
-            let map = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(map)
-        };
         Ok(Names {
-            regions: read("SELECT id, name FROM trips_region")?,
-            sources: read("SELECT id, name FROM trips_datasource")?,
+            regions: pairs(c, "SELECT id, name FROM trips_region")?,
+            sources: pairs(c, "SELECT id, name FROM trips_datasource")?,
         })
     }
 
@@ -853,7 +841,7 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
             v
         };
         found.sort_unstable_by_key(|r| r.offset);
-        found.truncate(limit - out.len());
+        found.truncate(need);
         out.extend(found.iter().map(|r| names.trip(first_id, r)));
     }
     Ok(out)
@@ -1224,6 +1212,7 @@ pub fn group_trips(
         return Ok(Vec::new());
     };
     let after = after.unwrap_or(0);
+    let mut h3 = engine::H3Cache::new(cfg);
     let mut found: Vec<(i64, TripRec)> = Vec::new();
     scan_blocks(
         c,
@@ -1235,7 +1224,7 @@ pub fn group_trips(
             let id = first_id + i64::from(t.offset);
             if id > after
                 && i64::from(t.region) == g.key.region
-                && cfg.key(g.key.region, t.origin, t.destination, t.ts) == g.key
+                && keyed(&t, &mut h3).group == g.key
             {
                 found.push((id, t));
             }

@@ -6,8 +6,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use sluice_core::http::ApiQuery;
+use sluice_core::http::{ApiQuery, ProblemDoc};
 use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -21,19 +20,11 @@ pub fn routes(ctx: Ctx) -> Router {
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(list_kpis, query_kpi), components(schemas(KpiPage, IntervalKpi)))]
+#[openapi(
+    paths(list_kpis, query_kpi),
+    components(schemas(KpiPage, IntervalKpi, TopEntry, KpiInfo, ProblemDoc))
+)]
 pub struct NetworkApi;
-
-/// Parses an optional time parameter (empty = absent) to epoch ms.
-pub(crate) fn time_param(name: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match v {
-        None => Ok(None),
-        Some(s) if s.trim().is_empty() => Ok(None),
-        Some(s) => sluice_core::time::parse_utc(s)
-            .map(|t| Some(t.timestamp_millis()))
-            .map_err(|e| ApiError::bad_param(name, e)),
-    }
-}
 
 /// Parses an optional `interval` (empty = absent) against a system's spellings of five
 /// minutes and one hour; `expected` names them in the error.
@@ -76,33 +67,117 @@ fn parse_kpi(s: &str) -> Result<Kpi, ApiError> {
     }
 }
 
-/// The KPIs.
-#[utoipa::path(get, path = "/api/v1/network/kpis", responses((status = 200, description = "the KPI catalogue")))]
-async fn list_kpis() -> Json<Value> {
-    Json(json!([
-        {"id": "top_services", "number": 1, "name": "ServiceTrafficVolume",
-         "description": "services with the largest total bytes (uplink + downlink)",
-         "item": "service_id", "value": "total_bytes"},
-        {"id": "top_cells", "number": 2, "name": "CellUniqueUsers",
-         "description": "cells with the most distinct subscribers (msisdn)",
-         "item": "cell_id", "value": "unique_users"}
-    ]))
+#[derive(Serialize, ToSchema)]
+struct KpiInfo {
+    #[schema(schema_with = kpi_name_schema)]
+    id: &'static str,
+    /// The KPI's number in the replaced systems (KPI1, KPI2).
+    #[schema(minimum = 1, maximum = 2)]
+    number: u8,
+    name: &'static str,
+    description: &'static str,
+    /// Key of the ranked item in `top` entries.
+    item: &'static str,
+    /// Key of the ranked value in `top` entries.
+    value: &'static str,
+}
+
+fn kpi_name_schema() -> utoipa::openapi::Object {
+    enum_schema(&["top_services", "top_cells"])
+}
+
+fn kpi_path_schema() -> utoipa::openapi::Object {
+    enum_schema(&["top_services", "top_cells", "1", "2"])
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct KpiPath {
+    /// `top_services` (or `1`), `top_cells` (or `2`); another one is a 404.
+    #[param(schema_with = kpi_path_schema)]
+    kpi: String,
+}
+
+fn interval_schema() -> utoipa::openapi::Object {
+    enum_schema(&["5m", "1h", "5-minute", "1-hour", "1", "2", ""])
+}
+
+pub(crate) fn enum_schema(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}
+
+/// The KPIs.
+#[utoipa::path(get, path = "/api/v1/network/kpis", tag = "network",
+    responses((status = 200, body = Vec<KpiInfo>, description = "the KPI catalogue")))]
+async fn list_kpis() -> Json<[KpiInfo; 2]> {
+    Json([
+        KpiInfo {
+            id: "top_services",
+            number: 1,
+            name: "ServiceTrafficVolume",
+            description: "services with the largest total bytes (uplink + downlink)",
+            item: "service_id",
+            value: "total_bytes",
+        },
+        KpiInfo {
+            id: "top_cells",
+            number: 2,
+            name: "CellUniqueUsers",
+            description: "cells with the most distinct subscribers (msisdn)",
+            item: "cell_id",
+            value: "unique_users",
+        },
+    ])
+}
+
+/// Intervals per page at most.
+const MAX_PAGE: u32 = 1000;
+/// Largest `offset` (2^53 - 1): offsets stay exact integers in every client.
+const MAX_OFFSET: u64 = (1 << 53) - 1;
+// The bounds of `limit` and `page_size` documented in KpiParams.
+const _: () = assert!(TOP_N == 20 && MAX_PAGE == 1000);
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct KpiParams {
-    /// Intervals starting at or after this time (ISO 8601 or YYYY-MM-DD HH:MM:SS, UTC).
+    /// Intervals starting at or after this time (ISO 8601 or YYYY-MM-DD HH:MM:SS; naive =
+    /// UTC); empty = no filter.
+    #[param(schema_with = crate::time::schema)]
     from: Option<String>,
     /// Intervals ending at or before this time.
+    #[param(schema_with = crate::time::schema)]
     to: Option<String>,
-    /// `5m` or `1h`; both when absent.
+    /// `5m` or `1h` (also `5-minute`/`1-hour`, `1`/`2`); both when absent or empty.
+    #[param(schema_with = interval_schema)]
     interval: Option<String>,
-    /// Ranks per interval, 1 to 20 (default 3).
+    /// Ranks per interval (default 3).
+    #[param(minimum = 1, maximum = 20)]
     limit: Option<u32>,
-    /// Intervals per page, 1 to 1000 (default 100).
+    /// Intervals per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     page_size: Option<u32>,
     /// Intervals to skip.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     offset: Option<u64>,
+}
+
+/// One ranked entry of an interval.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum TopEntry {
+    Service {
+        rank: u32,
+        service_id: i64,
+        total_bytes: i64,
+    },
+    Cell {
+        rank: u32,
+        cell_id: i64,
+        unique_users: i64,
+    },
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,8 +190,7 @@ struct IntervalKpi {
     rows: u64,
     /// How many of the interval's 5-minute intervals had data (1 for 5m, up to 12 for 1h).
     coverage: u32,
-    #[schema(value_type = Vec<Object>)]
-    top: Vec<Value>,
+    top: Vec<TopEntry>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -128,12 +202,15 @@ struct KpiPage {
 }
 
 /// A KPI per interval, paginated over intervals.
-#[utoipa::path(get, path = "/api/v1/network/kpis/{kpi}",
-    params(("kpi" = String, Path, description = "top_services or top_cells"), KpiParams),
-    responses((status = 200, body = KpiPage), (status = 400, description = "bad parameter"), (status = 404, description = "unknown KPI")))]
+#[utoipa::path(get, path = "/api/v1/network/kpis/{kpi}", tag = "network",
+    params(KpiPath, KpiParams),
+    responses(
+        (status = 200, body = KpiPage, description = "a page of intervals"),
+        (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "bad parameter"),
+        (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "unknown KPI")))]
 async fn query_kpi(
     State(ctx): State<Ctx>,
-    Path(kpi): Path<String>,
+    Path(KpiPath { kpi }): Path<KpiPath>,
     ApiQuery(p): ApiQuery<KpiParams>,
 ) -> Result<Json<KpiPage>, ApiError> {
     let kpi = parse_kpi(&kpi)?;
@@ -150,20 +227,29 @@ async fn query_kpi(
     .limit(3, TOP_N as u32)?;
     let page_size = match p.page_size {
         None => 100,
-        Some(n @ 1..=1000) => n,
+        Some(n @ 1..=MAX_PAGE) => n,
         Some(n) => {
             return Err(ApiError::bad_param(
                 "page_size",
-                format!("page_size must be 1 to 1000, got {n}"),
+                format!("page_size must be 1 to {MAX_PAGE}, got {n}"),
             ))
         }
     };
-    let offset = p.offset.unwrap_or(0);
+    let offset = match p.offset {
+        None => 0,
+        Some(n @ 0..=MAX_OFFSET) => n,
+        Some(n) => {
+            return Err(ApiError::bad_param(
+                "offset",
+                format!("offset must be at most {MAX_OFFSET}, got {n}"),
+            ))
+        }
+    };
     let q = KpiQuery {
         kpi,
         granularity,
-        from: time_param("from", p.from.as_deref())?,
-        to: time_param("to", p.to.as_deref())?,
+        from: crate::time::param("from", p.from.as_deref(), chrono_tz::Tz::UTC)?,
+        to: crate::time::param("to", p.to.as_deref(), chrono_tz::Tz::UTC)?,
         max_rank: ranks,
         offset,
         // One more interval than a page tells whether a next page exists.
@@ -186,10 +272,16 @@ async fn query_kpi(
             });
         }
         let entry = match kpi {
-            Kpi::TopServices => {
-                json!({"rank": r.rank, "service_id": r.item_id, "total_bytes": r.value})
-            }
-            Kpi::TopCells => json!({"rank": r.rank, "cell_id": r.item_id, "unique_users": r.value}),
+            Kpi::TopServices => TopEntry::Service {
+                rank: r.rank,
+                service_id: r.item_id,
+                total_bytes: r.value,
+            },
+            Kpi::TopCells => TopEntry::Cell {
+                rank: r.rank,
+                cell_id: r.item_id,
+                unique_users: r.value,
+            },
         };
         items.last_mut().expect("pushed above").top.push(entry);
     }

@@ -9,6 +9,7 @@ use std::io::Read;
 use sluice_core::jobs::{Rejection, MAX_REJECTIONS};
 
 use crate::parse::{parse_row, parse_row_fast, Header, Line, Lines, PeriodStart, RowError};
+use crate::settings::PeriodFrom;
 
 /// Ids are small integers chosen by the data supplier, not an attacker: a fast non-keyed hash
 /// is safe here and is the largest single saving of the parse loop.
@@ -172,17 +173,29 @@ pub enum FileError {
     Header(String),
     #[error("read error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the file name's period ends at {0}, not on a 5-minute boundary")]
+    Misaligned(i64),
 }
 
-/// Folds a whole flow file. `period_end` is the period named by the file (rows of another
-/// interval are kept but counted as warnings). `on_bytes` is told how many bytes were read so
-/// far, for progress.
+/// Folds a whole flow file. `period_end` is the period named by the file: rows of another
+/// interval are counted as warnings, and kept in their own interval or moved to the named
+/// one as `period_from` says. `on_bytes` is told how many bytes were read so far, for
+/// progress.
 pub fn fold_file(
     name: &str,
     reader: impl Read,
     period_end: Option<i64>,
+    period_from: PeriodFrom,
     mut on_bytes: impl FnMut(u64),
 ) -> Result<FileState, FileError> {
+    let named = match (period_from, period_end) {
+        (PeriodFrom::FileName, Some(end)) => Some(
+            end.checked_sub(crate::parse::PERIOD_MS)
+                .and_then(PeriodStart::new)
+                .ok_or(FileError::Misaligned(end))?,
+        ),
+        _ => None,
+    };
     let mut lines = Lines::new(reader);
     let mut state = FileState::default();
     let header = match lines.next_line()? {
@@ -203,7 +216,7 @@ pub fn fold_file(
             },
             Some(Line::TooLong) => Err(RowError::LineTooLong),
         };
-        let flow = match flow {
+        let mut flow = match flow {
             Ok(f) => f,
             Err(e) => {
                 state.rejected += 1;
@@ -220,6 +233,9 @@ pub fn fold_file(
         state.accepted += 1;
         if period_end.is_some_and(|end| end != flow.period.end()) {
             state.warnings += 1;
+        }
+        if let Some(p) = named {
+            flow.period = p;
         }
         // Rows of one file almost always share one interval: keep it out of the map.
         let slot = match &mut current {
@@ -309,7 +325,14 @@ mod tests {
             bad,row\n\
             1488355200000,1488355500000,1,5,5,2,1001\n\
             1488355500000,1488355800000,1,5,5,2,1001\n";
-        let s = fold_file("f", data.as_bytes(), Some(1_488_355_500_000), |_| {}).unwrap();
+        let s = fold_file(
+            "f",
+            data.as_bytes(),
+            Some(1_488_355_500_000),
+            PeriodFrom::Rows,
+            |_| {},
+        )
+        .unwrap();
         assert_eq!((s.accepted, s.rejected, s.warnings), (4, 1, 1));
         assert_eq!(s.rejections[0].line, 4);
         assert!(s.rejections[0].reason.contains("expected 7 fields"));
@@ -319,12 +342,42 @@ mod tests {
     }
 
     #[test]
+    fn with_period_from_file_name_rows_count_in_the_named_period() {
+        let data = "interval_start_timestamp,interval_end_timestamp,msisdn,bytes_uplink,bytes_downlink,service_id,cell_id\n\
+            1488355200000,1488355500000,1,100,200,1,1001\n\
+            1626566400000,1626566700000,2,1,1,1,1001\n";
+        let named = 1_626_566_700_000;
+        let s = fold_file(
+            "f",
+            data.as_bytes(),
+            Some(named),
+            PeriodFrom::FileName,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!((s.accepted, s.warnings), (2, 1));
+        let periods: Vec<i64> = s.intervals.keys().map(|p| p.millis()).collect();
+        assert_eq!(periods, vec![named - 300_000]);
+        assert_eq!(s.intervals.values().next().unwrap().service_bytes[&1], 302);
+        assert!(matches!(
+            fold_file(
+                "f",
+                data.as_bytes(),
+                Some(named + 1),
+                PeriodFrom::FileName,
+                |_| {}
+            ),
+            Err(FileError::Misaligned(_))
+        ));
+    }
+
+    #[test]
     fn header_errors_reject_the_file_and_empty_files_are_fine() {
         assert!(matches!(
-            fold_file("f", &b"a,b\n1,2\n"[..], None, |_| {}),
+            fold_file("f", &b"a,b\n1,2\n"[..], None, PeriodFrom::Rows, |_| {}),
             Err(FileError::Header(_))
         ));
-        let s = fold_file("f", &b""[..], None, |_| {}).unwrap();
+        let s = fold_file("f", &b""[..], None, PeriodFrom::Rows, |_| {}).unwrap();
         assert_eq!(s.accepted, 0);
     }
 }

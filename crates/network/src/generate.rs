@@ -176,7 +176,14 @@ mod tests {
             assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap());
         }
         let f = std::fs::File::open(&a[0]).unwrap();
-        let s = crate::engine::fold_file("x", std::io::BufReader::new(f), None, |_| {}).unwrap();
+        let s = crate::engine::fold_file(
+            "x",
+            std::io::BufReader::new(f),
+            None,
+            crate::settings::PeriodFrom::Rows,
+            |_| {},
+        )
+        .unwrap();
         assert_eq!(s.accepted + s.rejected, 300);
         assert!(s.rejected > 0 && s.rejected < 100, "{}", s.rejected);
     }

@@ -14,6 +14,7 @@ use sluice_core::{Ctx, FileIngest, IngestError, JobHandle, Summary};
 
 use crate::engine::{fold_file, FileError, FileState};
 use crate::parse::FlowFileName;
+use crate::settings::{NetworkSettings, PeriodFrom};
 use crate::store;
 
 pub const DOMAIN: &str = "network";
@@ -70,7 +71,12 @@ enum Folded {
     Rejected(InputMeta, String),
 }
 
-fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, IngestError> {
+fn fold(
+    path: &Path,
+    name: &FlowFileName,
+    period_from: PeriodFrom,
+    job: &JobHandle,
+) -> Result<Folded, IngestError> {
     let io = |source| IngestError::Io {
         path: path.to_owned(),
         source,
@@ -86,6 +92,7 @@ fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, Ing
         &file_name(path),
         open(&mut file, name.gzip),
         Some(name.period_end),
+        period_from,
         |bytes| {
             // Compressed files report decompressed bytes: cap at the file size.
             let now = bytes.min(size);
@@ -104,8 +111,21 @@ fn fold(path: &Path, name: &FlowFileName, job: &JobHandle) -> Result<Folded, Ing
         size: file.size.max(size),
     };
     match result {
-        Ok(state) => Ok(Folded::Ready(meta, state)),
+        Ok(state) => {
+            if state.warnings > 0 {
+                // The replaced systems disagreed on which one to trust: say so whichever
+                // is configured.
+                tracing::warn!(
+                    file = %meta.name,
+                    rows = state.warnings,
+                    period_from = period_from.as_str(),
+                    "rows of the file belong to another 5-minute period than its name says"
+                );
+            }
+            Ok(Folded::Ready(meta, state))
+        }
         Err(FileError::Header(reason)) => Ok(Folded::Rejected(meta, reason)),
+        Err(e @ FileError::Misaligned(_)) => Ok(Folded::Rejected(meta, e.to_string())),
         Err(FileError::Io(e)) => Ok(Folded::Rejected(meta, format!("unreadable: {e}"))),
     }
 }
@@ -116,6 +136,7 @@ fn commit(
     job: &JobHandle,
     meta: &InputMeta,
     state: &FileState,
+    period_from: PeriodFrom,
 ) -> Result<FileResult, IngestError> {
     let outcome = ctx.db.write(|conn| {
         ledger::ingest_atomically(conn, DOMAIN, meta, Some(job.id()), |tx, id, replaced| {
@@ -136,8 +157,14 @@ fn commit(
             warnings: state.warnings,
             detail: (state.warnings > 0).then(|| {
                 format!(
-                    "{} row(s) belong to another interval than the file name's period",
-                    state.warnings
+                    "{} row(s) belong to another interval than the file name's period \
+                     (counted in {}: period_from = {})",
+                    state.warnings,
+                    match period_from {
+                        PeriodFrom::Rows => "their own interval",
+                        PeriodFrom::FileName => "the file name's period",
+                    },
+                    period_from.as_str()
                 )
             }),
         },
@@ -186,6 +213,9 @@ impl FileIngest for NetworkIngest {
         files: &[PathBuf],
         job: &JobHandle,
     ) -> Result<Summary, IngestError> {
+        let period_from = NetworkSettings::from_settings(&ctx.settings)
+            .map_err(|e| IngestError::Invalid(format!("invalid [network] setting: {e}")))?
+            .period_from;
         // Left dirty by a crash between a file's transaction and its recomputation.
         recompute(ctx)?;
         let mut summary = Summary::default();
@@ -218,8 +248,10 @@ impl FileIngest for NetworkIngest {
             let named = &named;
             scope.spawn(move || {
                 for chunk in named.chunks(CHUNK) {
-                    let folded: Vec<Result<Folded, IngestError>> =
-                        chunk.par_iter().map(|(p, n)| fold(p, n, job)).collect();
+                    let folded: Vec<Result<Folded, IngestError>> = chunk
+                        .par_iter()
+                        .map(|(p, n)| fold(p, n, period_from, job))
+                        .collect();
                     for f in folded {
                         if tx.send(f).is_err() {
                             return; // the committer stopped on an error
@@ -242,7 +274,7 @@ impl FileIngest for NetworkIngest {
                         if let Some(p) = state.intervals.keys().next_back() {
                             newest_hour = newest_hour.max(Some(p.hour()));
                         }
-                        let result = commit(ctx, job, &meta, &state)?;
+                        let result = commit(ctx, job, &meta, &state, period_from)?;
                         if result.status != FileStatus::Duplicate {
                             summary.rows_rejected += state.rejected;
                             for r in state.rejections {

@@ -9,6 +9,8 @@
 //!   transaction per file, recomputation of touched intervals).
 //! - [`api`]: native routes under `/api/v1/network/`.
 //! - [`compat`]: routes of the replaced Flask and Django systems.
+//! - [`settings`]: the `[network]` settings (compat time zone, where periods come from).
+//! - [`time`]: the time parameters' grammar, shared by the routes and their OpenAPI pattern.
 //! - [`generate`]: realistic, deterministic days of flow files.
 //! - [`cli`]: what the `sluice` binary calls (generate, demo).
 //!
@@ -25,11 +27,13 @@ pub mod engine;
 pub mod generate;
 pub mod ingest;
 pub mod parse;
+pub mod settings;
 pub mod store;
+pub mod time;
 
 use std::sync::Arc;
 
-use sluice_core::{Ctx, Domain, FileIngest, Migration};
+use sluice_core::{Ctx, Domain, FileIngest, Migration, Settings};
 use utoipa::OpenApi;
 
 pub struct NetworkDomain;
@@ -67,7 +71,30 @@ impl Domain for NetworkDomain {
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        api::NetworkApi::openapi()
+        let mut doc = api::NetworkApi::openapi().merge_from(compat::CompatApi::openapi());
+        // The compat routes answer with and without the trailing slash of their READMEs.
+        let slashed: Vec<(String, utoipa::openapi::PathItem)> = doc
+            .paths
+            .paths
+            .iter()
+            .filter(|(path, _)| !path.starts_with("/api/v1/") && path.ends_with('/'))
+            .map(|(path, item)| (path.clone(), item.clone()))
+            .collect();
+        for (path, mut item) in slashed {
+            if let Some(op) = item.get.as_mut() {
+                op.operation_id = op.operation_id.take().map(|id| format!("{id}_no_slash"));
+            }
+            doc.paths
+                .paths
+                .insert(path.trim_end_matches('/').to_owned(), item);
+        }
+        doc
+    }
+
+    fn check_settings(&self, settings: &Settings) -> Result<(), String> {
+        settings::NetworkSettings::from_settings(settings)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn file_ingest(&self) -> Option<Arc<dyn FileIngest>> {

@@ -10,14 +10,22 @@ use crate::engine::{codec, top_k, FileState, IntervalState};
 use crate::parse::{HOUR_MS, PERIOD_MS};
 
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration {
-        name: "V1__init",
-        sql: include_str!("../migrations/V1__init.sql"),
-    }]
+    vec![
+        Migration {
+            name: "V1__init",
+            sql: include_str!("../migrations/V1__init.sql"),
+        },
+        Migration {
+            name: "V2__stable_kpi_ids",
+            sql: include_str!("../migrations/V2__stable_kpi_ids.sql"),
+        },
+    ]
 }
 
 /// How many ranks are kept per interval and KPI (native `limit` goes up to this).
 pub const TOP_N: usize = 20;
+// Row ids give rank two decimal digits.
+const _: () = assert!(TOP_N < 100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -221,7 +229,7 @@ fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), Sto
 /// One ranked KPI entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KpiRow {
-    pub id: i64,
+    pub kpi: Kpi,
     pub granularity: Granularity,
     pub interval_start: i64,
     pub rank: u32,
@@ -234,6 +242,20 @@ pub struct KpiRow {
 impl KpiRow {
     pub fn interval_end(&self) -> i64 {
         self.interval_start + self.granularity.millis()
+    }
+
+    /// The row's id, a function of its key alone so that recomputing the row (late files,
+    /// crash recovery, another ingestion order) keeps it: the 5-minute slot since 1970 of
+    /// its start × 10 000 + granularity × 1000 + kpi × 100 + rank. Ids ascend with (start,
+    /// granularity, rank), and stay within ±2^53 (exact in every JSON reader) for any start
+    /// within 8 million years of 1970.
+    pub fn id(&self) -> i64 {
+        // interval_start is a multiple of 5 minutes: the slot is exact, and i64 / 300 000
+        // × 10 000 cannot overflow.
+        (self.interval_start / crate::parse::PERIOD_MS) * 10_000
+            + self.granularity as i64 * 1000
+            + self.kpi as i64 * 100
+            + i64::from(self.rank)
     }
 }
 
@@ -291,10 +313,10 @@ fn kpi_rows_of(
     take: Option<u64>,
 ) -> Result<Vec<KpiRow>, StoreError> {
     // CROSS JOIN fixes the join order: intervals by primary-key range first, then each
-    // interval's ranks by the unique index. Left to itself, the planner of SQLite 3.50 scans
+    // interval's ranks by the primary key. Left to itself, the planner of SQLite 3.50 scans
     // every row of the KPI and builds a temporary index per query (50x slower).
     let mut stmt = conn.prepare_cached(
-        "SELECT k.id, k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
+        "SELECT k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
          FROM (SELECT interval_start, rows, coverage FROM network_interval
                WHERE granularity = ?1 AND interval_start >= ?2 AND interval_start <= ?3
                ORDER BY interval_start LIMIT ?4) AS iv
@@ -315,14 +337,14 @@ fn kpi_rows_of(
         ],
         |r| {
             Ok(KpiRow {
-                id: r.get(0)?,
+                kpi: q.kpi,
                 granularity: g,
-                interval_start: r.get(1)?,
-                rank: r.get(2)?,
-                item_id: r.get(3)?,
-                value: r.get(4)?,
-                coverage: r.get(5)?,
-                rows: r.get::<_, i64>(6)? as u64,
+                interval_start: r.get(0)?,
+                rank: r.get(1)?,
+                item_id: r.get(2)?,
+                value: r.get(3)?,
+                coverage: r.get(4)?,
+                rows: r.get::<_, i64>(5)? as u64,
             })
         },
     )?;

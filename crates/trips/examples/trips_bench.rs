@@ -10,7 +10,7 @@ use std::time::Instant;
 use sluice_core::{Ctx, Settings};
 use sluice_trips::api::{WeeklyQuery, WeeklyRequest};
 use sluice_trips::parse::Timestamp;
-use sluice_trips::store::{self, TripFilter};
+use sluice_trips::store::{self, CoordPrefix, TripFilter};
 
 /// The T2 areas: a region, and boxes from a few streets to the whole world.
 const BOXES: [(&str, &str); 4] = [
@@ -118,7 +118,10 @@ fn main() -> anyhow::Result<()> {
         (
             format!("vehicles?origin_coord_x&origin_coord_y of trip {mid}&limit=10"),
             TripFilter {
-                origin: (Some(t.origin_lon), Some(t.origin_lat)),
+                origin: [
+                    Some(CoordPrefix::new(&t.origin_lon.to_string())),
+                    Some(CoordPrefix::new(&t.origin_lat.to_string())),
+                ],
                 ..TripFilter::default()
             },
         ),

@@ -27,6 +27,12 @@ use crate::store::{self, LoadId, Prepared, Writer};
 
 pub const DOMAIN: &str = "trips";
 
+/// Key of a job summary's `extra` naming the input being read while the job runs.
+pub const CURRENT_FILE: &str = "current_file";
+/// Key of a job summary's `extra` holding each finished input's duration: an object from
+/// input name to microseconds (the compat status shows it per file).
+pub const LEAD_TIMES: &str = "lead_times_us";
+
 /// How an input is cut into batches and rollup spills (tests use small limits).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -124,7 +130,7 @@ impl<'a> Progress<'a> {
             serde_json::json!((self.file.rows_accepted as f64 / secs).round()),
         );
         live.extra
-            .insert("current_file".into(), serde_json::json!(self.file.name));
+            .insert(CURRENT_FILE.into(), serde_json::json!(self.file.name));
         self.job.set_summary(live);
     }
 
@@ -145,6 +151,15 @@ impl<'a> Progress<'a> {
         self.file.status = status;
         self.file.bytes = bytes;
         self.file.detail = detail;
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let serde_json::Value::Object(times) = self
+            .summary
+            .extra
+            .entry(LEAD_TIMES)
+            .or_insert_with(|| serde_json::json!({}))
+        {
+            times.insert(self.file.name.clone(), micros.into());
+        }
         self.summary.add_file(self.file);
         self.summary
     }
@@ -334,6 +349,16 @@ pub fn ingest_files(
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
     for path in files {
+        let mut live = summary.clone();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        live.extra.insert(
+            CURRENT_FILE.into(),
+            serde_json::json!(name.unwrap_or_default()),
+        );
+        job.set_summary(live);
+        // Which file is being read is news to status readers, not a throttled progress
+        // figure: re-setting the total publishes the snapshot at once.
+        job.set_total(job.snapshot().progress.total);
         summary = ingest_file(ctx, cfg, path, job, summary, limits)?;
     }
     Ok(summary)

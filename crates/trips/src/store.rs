@@ -737,8 +737,9 @@ pub fn trip(c: &Connection, id: i64) -> Result<Option<TripOut>> {
 pub struct TripFilter {
     pub region: Option<String>,
     pub datasource: Option<String>,
-    pub origin: (Option<f64>, Option<f64>),
-    pub destination: (Option<f64>, Option<f64>),
+    /// Longitude and latitude of the origin.
+    pub origin: [Option<CoordPrefix>; 2],
+    pub destination: [Option<CoordPrefix>; 2],
     pub from: Option<Timestamp>,
     /// Exclusive.
     pub to: Option<Timestamp>,
@@ -751,11 +752,68 @@ impl TripFilter {
     fn is_empty(&self) -> bool {
         self.region.is_none()
             && self.datasource.is_none()
-            && self.origin == (None, None)
-            && self.destination == (None, None)
+            && self
+                .origin
+                .iter()
+                .chain(&self.destination)
+                .all(Option::is_none)
             && self.from.is_none()
             && self.to.is_none()
     }
+}
+
+/// The replaced system's coordinate filter, `LIKE 'value%'` on a text column: the
+/// coordinate's shortest round-trip text (Rust's `Display` of the f64) starts with the
+/// prefix, so truncated values still find their trip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CoordPrefix {
+    prefix: String,
+    /// Bounds of every value whose text may start with the prefix; only a prefix with a
+    /// decimal point has them (`7` also starts `72.5`).
+    range: Option<(f64, f64)>,
+}
+
+/// A value may lie up to half an ulp (< 1e-13 within ±180) outside the decimal interval of
+/// its shortest text.
+const PREFIX_SLACK: f64 = 1e-9;
+
+impl CoordPrefix {
+    pub fn new(prefix: &str) -> CoordPrefix {
+        let (negative, magnitude) = match prefix.strip_prefix('-') {
+            Some(m) => (true, m),
+            None => (false, prefix),
+        };
+        let range = magnitude.split_once('.').and_then(|(_, fraction)| {
+            let lo: f64 = magnitude.parse().ok()?;
+            let width = 10f64.powi(-i32::try_from(fraction.len()).ok()?);
+            let (lo, hi) = (lo - PREFIX_SLACK, lo + width + PREFIX_SLACK);
+            Some(if negative { (-hi, -lo) } else { (lo, hi) })
+        });
+        CoordPrefix {
+            prefix: prefix.to_owned(),
+            range,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn matches(&self, v: f64) -> bool {
+        if self.range.is_some_and(|(lo, hi)| !(lo..=hi).contains(&v)) {
+            return false;
+        }
+        v.to_string().starts_with(&self.prefix)
+    }
+}
+
+/// The one level-0 cell holding every point whose coordinates match `lon` and `lat`, if
+/// there is one.
+fn prefix_cell(lon: &CoordPrefix, lat: &CoordPrefix) -> Option<i64> {
+    let ((x0, x1), (y0, y1)) = (lon.range?, lat.range?);
+    let lo = engine::cell_of(Point::new(x0, y0).ok()?);
+    let hi = engine::cell_of(Point::new(x1, y1).ok()?);
+    (lo == hi).then_some(lo)
 }
 
 /// Trips read one by one, in id order, before a filtered listing decodes a whole batch.
@@ -776,25 +834,25 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
     ) else {
         return Ok(Vec::new());
     };
-    let eq = |want: Option<f64>, v: f64| want.is_none_or(|w| w == v);
+    let like = |want: &Option<CoordPrefix>, v: f64| want.as_ref().is_none_or(|w| w.matches(v));
     let keep = |r: &TripRec| {
         region.is_none_or(|x| x == r.region)
             && source.is_none_or(|x| x == r.datasource)
-            && eq(f.origin.0, r.origin.lon())
-            && eq(f.origin.1, r.origin.lat())
-            && eq(f.destination.0, r.destination.lon())
-            && eq(f.destination.1, r.destination.lat())
+            && like(&f.origin[0], r.origin.lon())
+            && like(&f.origin[1], r.origin.lat())
+            && like(&f.destination[0], r.destination.lon())
+            && like(&f.destination[1], r.destination.lat())
             && f.from.is_none_or(|t| r.ts >= t)
             && f.to.is_none_or(|t| r.ts < t)
     };
-    let origin_cell = match f.origin {
-        (Some(x), Some(y)) => match Point::new(x, y) {
-            Ok(p) => Some(engine::cell_of(p)),
-            Err(_) => return Ok(Vec::new()),
-        },
+    let origin_cell = match &f.origin {
+        [Some(x), Some(y)] => prefix_cell(x, y),
         _ => None,
     };
-    let after = f.after.unwrap_or(0);
+    let after = f.after.unwrap_or(0).max(0);
+    if after == i64::MAX {
+        return Ok(Vec::new());
+    }
     let limit = f.limit as usize;
     let mut stmt = c.prepare_cached(
         "SELECT id, first_id, n, ts_min, ts_max FROM trips_batch
@@ -898,11 +956,11 @@ pub fn dataset_weeks(c: &Connection) -> Result<Option<(Week, Week)>> {
     Ok(a.zip(b).map(|(a, b)| (Week(a), Week(b))))
 }
 
-/// Trips per region and week (compat `weekly_trips`), ordered by region then week.
+/// Trips per region and week (compat `weekly_trips`), ordered by week then region.
 pub fn region_weeks(c: &Connection) -> Result<Vec<(String, Week, u64)>> {
     let mut stmt = c.prepare_cached(
         "SELECT r.name, w.week, w.n FROM trips_region_week w
-         JOIN trips_region r ON r.id = w.region_id WHERE w.n > 0 ORDER BY r.name, w.week",
+         JOIN trips_region r ON r.id = w.region_id WHERE w.n > 0 ORDER BY w.week, r.name",
     )?;
     let rows = stmt
         .query_map([], |r| {

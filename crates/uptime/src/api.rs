@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, Page};
+use sluice_core::http::{ApiQuery, ProblemDoc};
 use sluice_core::{ApiError, Ctx, Job, JobId};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::compat::{csv_response, parse_report_id};
 use crate::engine::{self, RelevantPolls};
-use crate::parse::{Micros, StoreId, Zone, DAY, DEFAULT_ZONE, HOUR, MINUTE};
+use crate::parse::{Micros, Zone, DAY, DEFAULT_ZONE, HOUR, MINUTE};
 use crate::report::{self, NativeRow, ReportRequest, ReportState, WindowRow};
 use crate::store::{self, PollReader, ReportRow};
 use crate::UptimeError;
@@ -46,7 +46,11 @@ use crate::UptimeError;
         IntervalLocal,
         Interval,
         PollView,
-        SegmentView
+        SegmentView,
+        ReportStatus,
+        RowsFormat,
+        Window,
+        ProblemDoc
     ))
 )]
 pub struct ApiDoc;
@@ -71,26 +75,95 @@ async fn blocking<R: Send + 'static>(
 }
 
 fn parse_now(now: Option<&str>) -> Result<Option<Micros>, ApiError> {
-    now.map(|s| Micros::parse(s).map_err(|e| ApiError::bad_param("now", e)))
+    now.map(|s| Micros::parse_request(s).map_err(|e| ApiError::bad_param("now", e)))
         .transpose()
+}
+
+/// The largest `offset` (SQLite's OFFSET is a signed 64-bit integer).
+pub const MAX_OFFSET: i64 = i64::MAX;
+
+/// An integer query parameter within `[min, max]`, the bounds the document declares; anything
+/// else, including what does not fit in 64 bits, is a 400 naming the parameter.
+fn int_param(name: &str, raw: Option<&str>, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
+        _ => Err(ApiError::bad_param(
+            name,
+            format!("{name} must be an integer from {min} to {max}, got `{raw}`"),
+        )),
+    }
+}
+
+/// `limit` (default `default`, 1..=`max`) and `offset` (0..=[`MAX_OFFSET`]) of a page.
+fn page(
+    limit: Option<&str>,
+    offset: Option<&str>,
+    default: u32,
+    max: u32,
+) -> Result<(u32, u64), ApiError> {
+    let limit = int_param("limit", limit, 1, i64::from(max))?.map_or(default, |l| l as u32);
+    let offset = int_param("offset", offset, 0, MAX_OFFSET)?.unwrap_or(0) as u64;
+    Ok((limit, offset))
+}
+
+/// `coverage_minutes` bounds: at least a minute, at most what `u32` holds.
+const MAX_COVERAGE_MINUTES: i64 = u32::MAX as i64;
+
+/// An absolute URI (RFC 3986): a scheme, `:`, then URI characters only (`%` only before two
+/// hex digits) — what the document's `format: uri` promises to accept.
+fn is_uri(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    let b = rest.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if !(i + 2 < b.len() && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    scheme_ok
 }
 
 /// All fields optional: a report of every store with "now" = the latest poll.
 #[derive(Deserialize, Default, ToSchema)]
+#[schema(as = UptimeTriggerBody)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerBody {
-    /// End of the windows (ISO 8601 or `YYYY-MM-DD HH:MM:SS[.ffffff] UTC`).
+    /// End of the windows: `YYYY-MM-DDTHH:MM:SS[.ffffff]` (or a space for `T`) with `Z`,
+    /// ` UTC`, an offset `±HH:MM` or nothing (UTC).
+    #[schema(
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z| UTC|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$"
+    )]
     pub now: Option<String>,
-    /// Only these store ids.
+    /// Only these store ids; an unknown one is a 404.
     pub stores: Option<Vec<String>>,
     /// Distance within which a poll covers business time (default 120, or the
     /// `[uptime] coverage_minutes` setting).
+    #[schema(minimum = 1, maximum = 4294967295i64)]
     pub coverage_minutes: Option<u32>,
-    /// URL that receives the final job as a POST.
+    /// URI that receives the final job as a POST.
+    #[schema(format = "uri")]
     pub callback_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeTriggered)]
 pub struct Triggered {
     pub report_id: String,
     /// Where the report's state is.
@@ -99,26 +172,34 @@ pub struct Triggered {
     pub job: Job,
 }
 
-/// Starts a report as a job.
-#[utoipa::path(post, path = "/api/v1/uptime/reports", tag = "uptime", request_body = TriggerBody,
-    responses((status = 202, description = "Started", body = Triggered),
-        (status = 400, description = "Bad `now`, unknown store or bad body")))]
+/// Starts a report as a job. An empty body or `null` is the same as `{}`.
+#[utoipa::path(post, path = "/api/v1/uptime/reports", tag = "uptime",
+    request_body(content = Option<TriggerBody>, content_type = "application/json"),
+    responses((status = 202, description = "Started", body = Triggered,
+            headers(("location" = String, description = "The report's state"))),
+        (status = 400, description = "Bad `now`, `coverage_minutes`, `callback_url` or body",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "An unknown store in `stores`", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn trigger(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, ApiError> {
     let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
         TriggerBody::default()
     } else {
-        serde_json::from_slice(&body)
+        // `null` is the empty body too: the document's body schema is `TriggerBody | null`.
+        serde_json::from_slice::<Option<TriggerBody>>(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
     };
-    if let Some(stores) = &body.stores {
-        for s in stores {
-            StoreId::parse(s).map_err(|e| ApiError::bad_param("stores", e))?;
-        }
-    }
     if body.coverage_minutes == Some(0) {
         return Err(ApiError::bad_param(
             "coverage_minutes",
             "coverage_minutes must be at least 1",
+        ));
+    }
+    if let Some(url) = body.callback_url.as_deref().filter(|u| !is_uri(u)) {
+        return Err(ApiError::bad_param(
+            "callback_url",
+            format!("`{url}` is not an absolute URI"),
         ));
     }
     let req = ReportRequest {
@@ -147,17 +228,27 @@ pub async fn trigger(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, Ap
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeWindowBounds)]
 pub struct WindowBounds {
     pub from: String,
     pub to: String,
 }
 
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[schema(as = UptimeReportStatus)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportStatus {
+    Running,
+    Complete,
+    Failed,
+}
+
 /// A report's registration and state.
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeReportInfo)]
 pub struct ReportInfo {
     pub report_id: String,
-    /// `running`, `complete` or `failed`.
-    pub status: String,
+    pub status: ReportStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub created_at: String,
@@ -175,15 +266,15 @@ pub struct ReportInfo {
 
 fn info(row: ReportRow, state: &ReportState) -> ReportInfo {
     let (status, error) = match state {
-        ReportState::Running => ("running", None),
-        ReportState::Complete => ("complete", None),
-        ReportState::Failed(e) => ("failed", Some(e.clone())),
+        ReportState::Running => (ReportStatus::Running, None),
+        ReportState::Complete => (ReportStatus::Complete, None),
+        ReportState::Failed(e) => (ReportStatus::Failed, Some(e.clone())),
     };
     let now = row.now.map(Micros);
     ReportInfo {
         csv_url: format!("/api/v1/uptime/reports/{}/rows?format=csv", row.id),
         rows_url: format!("/api/v1/uptime/reports/{}/rows", row.id),
-        status: status.to_owned(),
+        status,
         error,
         created_at: row.created_at,
         now: now.map(Micros::iso),
@@ -212,15 +303,28 @@ async fn find(ctx: &Ctx, id: &str) -> Result<(JobId, ReportRow, ReportState), Ap
     Ok((job, row, state))
 }
 
+/// A page of reports: the bounds here are the ones [`list_reports`] enforces.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportsPage {
+    /// Reports per page (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// Reports to skip.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807i64)]
+    pub offset: Option<String>,
+}
+
 /// Reports, newest first.
-#[utoipa::path(get, path = "/api/v1/uptime/reports", tag = "uptime", params(Page),
-    responses((status = 200, description = "Reports", body = [ReportInfo])))]
+#[utoipa::path(get, path = "/api/v1/uptime/reports", tag = "uptime", params(ReportsPage),
+    responses((status = 200, description = "Reports", body = [ReportInfo]),
+        (status = 400, description = "Bad `limit` or `offset`", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn list_reports(
     State(ctx): State<Ctx>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<ReportsPage>,
 ) -> Result<Json<Vec<ReportInfo>>, ApiError> {
-    let limit = page.limit(50, 500)?;
-    let offset = page.offset();
+    let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
     let c = ctx.clone();
     let rows = blocking(move || Ok(c.db.read(|conn| store::reports(conn, limit, offset))?)).await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -237,9 +341,13 @@ pub async fn list_reports(
 
 /// One report's state.
 #[utoipa::path(get, path = "/api/v1/uptime/reports/{id}", tag = "uptime",
-    params(("id" = String, Path, description = "Report id")),
+    params(("id" = String, Path, description = "Report id",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")),
     responses((status = 200, description = "The report", body = ReportInfo),
-        (status = 404, description = "Unknown report")))]
+        (status = 400, description = "The id is not a UUID", body = ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown report", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn get_report(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -248,15 +356,32 @@ pub async fn get_report(
     Ok(Json(info(row, &state)))
 }
 
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[schema(as = UptimeRowsFormat)]
+#[serde(rename_all = "lowercase")]
+pub enum RowsFormat {
+    Json,
+    Csv,
+}
+
+/// The bounds here are the ones [`report_rows`] enforces.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RowsQuery {
-    /// `json` (default, paginated) or `csv` (the whole report, compat columns).
+    /// `json` (default, paginated) or `csv` (the whole report, native columns: uptime of the
+    /// hour, day, week, then downtime of the hour, day, week).
+    #[param(value_type = Option<RowsFormat>, inline)]
     pub format: Option<String>,
-    pub limit: Option<u32>,
-    pub offset: Option<u64>,
+    /// Rows per page (default 1000; JSON only).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    pub limit: Option<String>,
+    /// Rows to skip (JSON only).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807i64)]
+    pub offset: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeRowsPage)]
 pub struct RowsPage {
     pub report_id: String,
     pub now: Option<String>,
@@ -268,10 +393,17 @@ pub struct RowsPage {
 
 /// A complete report's rows: JSON pages with business and covered time, or the CSV.
 #[utoipa::path(get, path = "/api/v1/uptime/reports/{id}/rows", tag = "uptime",
-    params(("id" = String, Path, description = "Report id"), RowsQuery),
-    responses((status = 200, description = "Rows", body = RowsPage),
-        (status = 404, description = "Unknown report"),
-        (status = 409, description = "The report is running or failed")))]
+    params(("id" = String, Path, description = "Report id",
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        RowsQuery),
+    responses((status = 200, description = "A page of rows (`format=json`) or the CSV (`format=csv`)",
+            content((RowsPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad id, `format`, `limit` or `offset`", body = ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 404, description = "Unknown report", body = ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 409, description = "The report is running or failed", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn report_rows(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -287,12 +419,10 @@ pub async fn report_rows(
             ))
         }
     };
-    let page = Page {
-        limit: q.limit,
-        offset: q.offset,
-    };
-    let limit = page.limit(1000, 10_000)?;
-    let (_, row, state) = find(&ctx, &id).await?;
+    let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 1000, 10_000)?;
+    let (job, row, state) = find(&ctx, &id).await?;
+    // The canonical spelling names the files (the URL may spell the UUID in capitals).
+    let id = job.to_string();
     match state {
         ReportState::Complete => {}
         ReportState::Running => return Err(ApiError::conflict(format!("report {id} is running"))),
@@ -304,9 +434,8 @@ pub async fn report_rows(
         let body = tokio::fs::read(report::csv_path(&ctx, &id))
             .await
             .map_err(ApiError::internal)?;
-        return Ok(csv_response(&id, body));
+        return Ok(csv_response(&format!("report-{id}.csv"), body));
     }
-    let offset = page.offset();
     let (c, rid) = (ctx.clone(), id.clone());
     let rows = blocking(move || report::native_rows(&c, &rid, offset, limit)).await?;
     Ok(Json(RowsPage {
@@ -322,6 +451,7 @@ pub async fn report_rows(
 
 /// What is stored.
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeSummary)]
 pub struct Summary {
     #[serde(flatten)]
     pub stored: store::Stored,
@@ -341,21 +471,35 @@ pub async fn summary(State(ctx): State<Ctx>) -> Result<Json<Summary>, ApiError> 
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeStoreInfo)]
 pub struct StoreInfo {
     pub store_id: String,
     pub zone: String,
     pub zone_given: bool,
 }
 
+/// A page of stores: the bounds here are the ones [`list_stores`] enforces.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StoresPage {
+    /// Stores per page (default 100).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// Stores to skip.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807i64)]
+    pub offset: Option<String>,
+}
+
 /// Stores by id.
-#[utoipa::path(get, path = "/api/v1/uptime/stores", tag = "uptime", params(Page),
-    responses((status = 200, description = "Stores", body = [StoreInfo])))]
+#[utoipa::path(get, path = "/api/v1/uptime/stores", tag = "uptime", params(StoresPage),
+    responses((status = 200, description = "Stores", body = [StoreInfo]),
+        (status = 400, description = "Bad `limit` or `offset`", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn list_stores(
     State(ctx): State<Ctx>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<StoresPage>,
 ) -> Result<Json<Vec<StoreInfo>>, ApiError> {
-    let limit = page.limit(100, 1000)?;
-    let offset = page.offset();
+    let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 100, 1000)?;
     let rows = blocking(move || Ok(ctx.db.read(|c| store::stores_page(c, limit, offset))?)).await?;
     Ok(Json(
         rows.into_iter()
@@ -368,17 +512,33 @@ pub async fn list_stores(
     ))
 }
 
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[schema(as = UptimeWindow)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    Hour,
+    Day,
+    Week,
+}
+
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TimelineQuery {
     /// `hour`, `day` (default) or `week`: the window ending at `now`.
+    #[param(value_type = Option<Window>, inline)]
     pub window: Option<String>,
-    /// End of the window; the latest poll of all stores when absent.
+    /// End of the window (as `now` of a report); the latest poll of all stores when absent.
+    #[param(
+        pattern = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z| UTC|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$"
+    )]
     pub now: Option<String>,
-    /// Coverage distance (default 120 or the configured one).
-    pub coverage_minutes: Option<u32>,
+    /// Coverage distance in minutes (default 120 or the configured one).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 4294967295i64)]
+    pub coverage_minutes: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeIntervalLocal)]
 pub struct IntervalLocal {
     /// 0 = Monday … 6 = Sunday.
     pub day: u8,
@@ -387,18 +547,21 @@ pub struct IntervalLocal {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeInterval)]
 pub struct Interval {
     pub from: String,
     pub to: String,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimePollView)]
 pub struct PollView {
     pub at: String,
     pub status: String,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeSegmentView)]
 pub struct SegmentView {
     pub from: String,
     pub to: String,
@@ -410,6 +573,7 @@ pub struct SegmentView {
 
 /// One store over one window: what the report's number is made of.
 #[derive(Serialize, ToSchema)]
+#[schema(as = UptimeTimeline)]
 pub struct Timeline {
     pub store_id: String,
     pub zone: String,
@@ -437,8 +601,10 @@ fn status_name(up: bool) -> String {
 #[utoipa::path(get, path = "/api/v1/uptime/stores/{store_id}/timeline", tag = "uptime",
     params(("store_id" = String, Path, description = "Store id"), TimelineQuery),
     responses((status = 200, description = "Timeline", body = Timeline),
-        (status = 400, description = "Bad window or now"),
-        (status = 404, description = "Unknown store")))]
+        (status = 400, description = "Bad `window`, `now` or `coverage_minutes`",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown store", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 pub async fn timeline(
     State(ctx): State<Ctx>,
     Path(store_id): Path<String>,
@@ -456,16 +622,13 @@ pub async fn timeline(
         }
     };
     let now = parse_now(q.now.as_deref())?;
-    if q.coverage_minutes == Some(0) {
-        return Err(ApiError::bad_param(
-            "coverage_minutes",
-            "coverage_minutes must be at least 1",
-        ));
-    }
-    let coverage = q.coverage_minutes.map_or_else(
-        || report::configured_coverage(&ctx),
-        |m| i64::from(m) * MINUTE,
-    );
+    let coverage = int_param(
+        "coverage_minutes",
+        q.coverage_minutes.as_deref(),
+        1,
+        MAX_COVERAGE_MINUTES,
+    )?
+    .map_or_else(|| report::configured_coverage(&ctx), |m| m * MINUTE);
     let sid = store_id.clone();
     let found = blocking(move || {
         ctx.db.read(|c| {

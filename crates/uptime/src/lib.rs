@@ -59,6 +59,9 @@ pub enum UptimeError {
     },
     #[error("invalid {param}: {detail}")]
     BadParam { param: &'static str, detail: String },
+    /// A parameter names something that does not exist (a 404 over HTTP).
+    #[error("{param}: {detail}")]
+    NotFound { param: &'static str, detail: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -82,6 +85,10 @@ impl From<UptimeError> for ApiError {
     fn from(e: UptimeError) -> Self {
         match e {
             UptimeError::BadParam { param, detail } => ApiError::bad_param(param, detail),
+            UptimeError::NotFound { param, detail } => ApiError {
+                param: Some(param.to_owned()),
+                ..ApiError::not_found(detail)
+            },
             other => ApiError::internal(other),
         }
     }

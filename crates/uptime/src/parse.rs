@@ -66,6 +66,44 @@ impl Micros {
             })
     }
 
+    /// Parses an instant taken from a request, in exactly the language of
+    /// [`INSTANT_PATTERN`]: `YYYY-MM-DD`, `T` or a space, `HH:MM:SS`, 1 to 6 fraction digits
+    /// or none, then `Z`, ` UTC`, an offset `±HH:MM` or nothing (UTC). Stricter than
+    /// [`Micros::parse`] (no trimming, no other spellings) so that the OpenAPI pattern and
+    /// the server accept the same strings.
+    pub fn parse_request(s: &str) -> Result<Micros, String> {
+        let bad = || {
+            format!(
+                "bad timestamp `{s}` (expected YYYY-MM-DDTHH:MM:SS[.ffffff] with Z, ` UTC`, \
+                 an offset ±HH:MM or nothing for UTC)"
+            )
+        };
+        let b = s.as_bytes();
+        let (base, offset) = if let Some(base) = b.strip_suffix(b" UTC") {
+            (base, 0)
+        } else if let Some(base) = b.strip_suffix(b"Z") {
+            (base, 0)
+        } else if let [base @ .., sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] = b {
+            let (h, m) = (
+                digits(&[*h1, *h2]).ok_or_else(bad)?,
+                digits(&[*m1, *m2]).ok_or_else(bad)?,
+            );
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
+            let minutes = h * 60 + m;
+            (base, if *sign == b'-' { -minutes } else { minutes })
+        } else {
+            (b, 0)
+        };
+        // parse_fast would also take a second suffix (`Z UTC`): the base has none.
+        if base.last().is_some_and(|c| !c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let m = parse_fast(base).ok_or_else(bad)?;
+        Ok(Micros(m.0 - offset * MINUTE))
+    }
+
     pub fn from_datetime(t: chrono::DateTime<chrono::Utc>) -> Micros {
         Micros(t.timestamp_micros())
     }
@@ -79,6 +117,10 @@ impl Micros {
         sluice_core::time::iso(self.to_datetime())
     }
 }
+
+/// The ECMA-262 (and Python `re`) pattern of [`Micros::parse_request`]: valid calendar dates
+/// of years 0000–9999 (leap years included), times up to 23:59:59.999999.
+pub const INSTANT_PATTERN: &str = r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z| UTC|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?$";
 
 fn digits(b: &[u8]) -> Option<i64> {
     let mut v = 0i64;

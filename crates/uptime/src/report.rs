@@ -19,7 +19,8 @@ use crate::parse::{Micros, Zone, DEFAULT_ZONE, MINUTE};
 use crate::store::{self, BlockScan, PollReader, ReportRow, StoreRow};
 use crate::{UptimeError, DOMAIN};
 
-/// The header of the replaced system's CSV.
+/// The header of the native CSV: uptime of the three windows, then downtime (the compat
+/// route reorders it into the replaced system's columns, `compat::COMPAT_COLUMNS`).
 pub const CSV_HEADER: &str = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week";
 
 /// Default distance within which a poll counts as covering business time.
@@ -74,7 +75,7 @@ pub fn validate(ctx: &Ctx, req: &ReportRequest) -> Result<(), UptimeError> {
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(UptimeError::BadParam {
+        Err(UptimeError::NotFound {
             param: "stores",
             detail: format!("unknown store ids: {unknown:?}"),
         })
@@ -156,6 +157,7 @@ impl ReportOutput {
 
 /// One window of a native report row; minutes for the hour, hours for day and week.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = UptimeWindowRow)]
 pub struct WindowRow {
     pub business: f64,
     pub uptime: f64,
@@ -166,6 +168,7 @@ pub struct WindowRow {
 
 /// A native report row.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = UptimeNativeRow)]
 pub struct NativeRow {
     pub store_id: String,
     pub zone: String,

@@ -519,6 +519,7 @@ pub fn reports(conn: &Connection, limit: u32, offset: u64) -> Result<Vec<ReportR
 
 /// What is stored, for `GET /api/v1/uptime/summary`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = UptimeStored)]
 pub struct Stored {
     pub stores: i64,
     pub stores_with_hours: i64,

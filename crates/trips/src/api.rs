@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, Page};
+use sluice_core::http::{ApiQuery, Page, ProblemDoc};
 use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -26,7 +26,16 @@ use crate::store::{self, CountBy, GroupOut, TripFilter, TripOut, WeekRange};
         weekly_average,
         counts
     ),
-    components(schemas(TripJson, TripPage, GroupOut, WeeklyOut, engine::WeekCount, CountJson))
+    components(schemas(
+        TripJson,
+        TripPage,
+        GroupOut,
+        WeeklyOut,
+        engine::WeekCount,
+        CountJson,
+        CountColumn,
+        ProblemDoc
+    ))
 )]
 pub struct TripsApi;
 
@@ -97,6 +106,7 @@ pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, A
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TripsQuery {
     pub region: Option<String>,
     pub datasource: Option<String>,
@@ -105,14 +115,16 @@ pub struct TripsQuery {
     /// Exclusive end.
     pub to: Option<String>,
     /// Cursor: only trips with a larger id.
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<i64>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 /// Trips, in id order, with filters and cursor pagination.
 #[utoipa::path(get, path = "/api/v1/trips/trips", params(TripsQuery),
-    responses((status = 200, body = TripPage), (status = 400, description = "bad parameter")))]
+    responses((status = 200, body = TripPage), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn list_trips(
     State(ctx): State<Ctx>,
     ApiQuery(q): ApiQuery<TripsQuery>,
@@ -127,7 +139,7 @@ async fn list_trips(
         datasource: q.datasource,
         from: time_param("from", &q.from)?,
         to: time_param("to", &q.to)?,
-        after: q.after,
+        after: bounded("after", q.after)?,
         limit,
         ..TripFilter::default()
     };
@@ -136,8 +148,9 @@ async fn list_trips(
 }
 
 /// One trip with its full-precision coordinates.
-#[utoipa::path(get, path = "/api/v1/trips/trips/{id}", params(("id" = i64, Path)),
-    responses((status = 200, body = TripJson), (status = 404, description = "no such trip")))]
+#[utoipa::path(get, path = "/api/v1/trips/trips/{id}",
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991.0)),
+    responses((status = 200, body = TripJson), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`"), (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "no such trip")))]
 async fn get_trip(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -156,22 +169,47 @@ fn group_id(s: &str) -> Result<i64, ApiError> {
     positive_id("group", s)
 }
 
-/// A path id: a positive integer, else a 400 naming `id`.
+/// The largest id and cursor the routes take (and their schemas state): 2^53 - 1, exact
+/// in every JSON reader.
+pub const MAX_ID: i64 = 9_007_199_254_740_991;
+
+/// A path id: a positive integer up to [`MAX_ID`], else a 400 naming `id`.
 fn positive_id(what: &str, s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>().ok().filter(|&i| i > 0).ok_or_else(|| {
-        ApiError::bad_param(
-            "id",
-            format!("`{s}` is not a {what} id; expected a positive integer"),
-        )
-    })
+    s.parse::<i64>()
+        .ok()
+        .filter(|i| (1..=MAX_ID).contains(i))
+        .ok_or_else(|| {
+            ApiError::bad_param(
+                "id",
+                format!("`{s}` is not a {what} id; expected an integer 1..={MAX_ID}"),
+            )
+        })
+}
+
+/// An optional count or cursor parameter within 0..=[`MAX_ID`], else a 400 naming it.
+fn bounded<T: Copy + TryInto<i64> + std::fmt::Display>(
+    param: &str,
+    v: Option<T>,
+) -> Result<Option<T>, ApiError> {
+    match v {
+        Some(x) if !x.try_into().is_ok_and(|i: i64| (0..=MAX_ID).contains(&i)) => Err(
+            ApiError::bad_param(param, format!("{param} must be 0..={MAX_ID}, got {x}")),
+        ),
+        _ => Ok(v),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GroupsQuery {
     pub region: Option<String>,
     /// Only groups with at least this many trips (default 1).
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub min_size: Option<u64>,
+    /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub offset: Option<u64>,
 }
 
@@ -182,7 +220,7 @@ fn cfg(ctx: &Ctx) -> Result<GroupConfig, ApiError> {
 /// Similar-trip groups (same region, origin and destination H3 cells, time-of-day bucket),
 /// largest first.
 #[utoipa::path(get, path = "/api/v1/trips/groups", params(GroupsQuery),
-    responses((status = 200, body = [GroupOut])))]
+    responses((status = 200, body = [GroupOut]), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn list_groups(
     State(ctx): State<Ctx>,
     ApiQuery(q): ApiQuery<GroupsQuery>,
@@ -192,26 +230,20 @@ async fn list_groups(
         offset: q.offset,
     };
     let (limit, offset) = (p.limit(50, 1000)?, p.offset());
+    bounded("offset", q.offset)?;
+    let min_size = bounded("min_size", q.min_size)?.unwrap_or(1);
     let cfg = cfg(&ctx)?;
     let groups = ctx
         .db
-        .read_async(move |c| {
-            store::groups(
-                c,
-                cfg,
-                q.region.as_deref(),
-                q.min_size.unwrap_or(1),
-                limit,
-                offset,
-            )
-        })
+        .read_async(move |c| store::groups(c, cfg, q.region.as_deref(), min_size, limit, offset))
         .await?;
     Ok(Json(groups))
 }
 
 /// One group.
-#[utoipa::path(get, path = "/api/v1/trips/groups/{id}", params(("id" = i64, Path)),
-    responses((status = 200, body = GroupOut), (status = 404, description = "no such group")))]
+#[utoipa::path(get, path = "/api/v1/trips/groups/{id}",
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991.0)),
+    responses((status = 200, body = GroupOut), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`"), (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "no such group")))]
 async fn get_group(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -224,14 +256,20 @@ async fn get_group(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CursorQuery {
+    /// Only trips with a larger id.
+    #[param(minimum = 0, maximum = 9007199254740991.0)]
     pub after: Option<i64>,
+    /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
 /// The trips of one group, in id order.
-#[utoipa::path(get, path = "/api/v1/trips/groups/{id}/trips", params(("id" = i64, Path), CursorQuery),
-    responses((status = 200, body = TripPage), (status = 404, description = "no such group")))]
+#[utoipa::path(get, path = "/api/v1/trips/groups/{id}/trips",
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991.0), CursorQuery),
+    responses((status = 200, body = TripPage), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`"), (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "no such group")))]
 async fn group_trips(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -243,6 +281,7 @@ async fn group_trips(
         offset: None,
     }
     .limit(100, 1000)?;
+    let after = bounded("after", q.after)?;
     let cfg = cfg(&ctx)?;
     let items = ctx
         .db
@@ -250,13 +289,14 @@ async fn group_trips(
             let Some(g) = store::group(c, cfg, id)? else {
                 return Err(ApiError::not_found(format!("no group with id {id}")));
             };
-            Ok(store::group_trips(c, cfg, &g, q.after, limit)?)
+            Ok(store::group_trips(c, cfg, &g, after, limit)?)
         })
         .await?;
     Ok(Json(page(items, limit)))
 }
 
 #[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
 pub struct WeeklyQuery {
     /// A region name; or give `bbox`. Neither: every trip.
     pub region: Option<String>,
@@ -264,8 +304,10 @@ pub struct WeeklyQuery {
     pub bbox: Option<String>,
     /// `origin` (default) | `destination` | `both` | `either` (with `bbox`).
     #[serde(rename = "match")]
+    #[param(rename = "match", value_type = Option<Match>)]
     pub match_: Option<String>,
     /// `active` (default: weeks with at least one trip) | `span` (every week of the range).
+    #[param(value_type = Option<WeeksMode>)]
     pub weeks: Option<String>,
     /// Only ISO weeks from the one holding this time (ISO 8601 or YYYY-MM-DD).
     pub from: Option<String>,
@@ -402,7 +444,7 @@ impl WeeklyRequest {
 
 /// Average trips per week for a region, a box (with `match`) or everything; exact.
 #[utoipa::path(get, path = "/api/v1/trips/weekly-average", params(WeeklyQuery),
-    responses((status = 200, body = WeeklyOut), (status = 400, description = "bad parameter")))]
+    responses((status = 200, body = WeeklyOut), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn weekly_average(
     State(ctx): State<Ctx>,
     ApiQuery(q): ApiQuery<WeeklyQuery>,
@@ -413,9 +455,20 @@ async fn weekly_average(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CountsQuery {
     /// `region` (default) or `datasource`.
+    #[param(value_type = Option<CountColumn>)]
     pub by: Option<String>,
+}
+
+/// What trips can be counted by (`/api/v1/trips/counts?by=`, `/vehicles/{column}/count`);
+/// the parameters' schema, read through [`count_by`].
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum CountColumn {
+    Region,
+    Datasource,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -437,7 +490,7 @@ pub fn count_by(param: &str, v: &str) -> Result<CountBy, ApiError> {
 
 /// Trip counts per region or datasource, largest first.
 #[utoipa::path(get, path = "/api/v1/trips/counts", params(CountsQuery),
-    responses((status = 200, body = [CountJson])))]
+    responses((status = 200, body = [CountJson]), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn counts(
     State(ctx): State<Ctx>,
     ApiQuery(q): ApiQuery<CountsQuery>,

@@ -23,7 +23,7 @@ use sluice_core::jobs::{FileResult, FileStatus, JobFilter, JobState};
 use sluice_core::{ApiError, Ctx, FileIngest, Job, JobId};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::api::{count_by, Area, WeeklyRequest};
+use crate::api::{count_by, Area, CountColumn, WeeklyRequest};
 use crate::engine::WeeksMode;
 use crate::ingest::{CURRENT_FILE, DOMAIN, LEAD_TIMES};
 use crate::parse::Timestamp;
@@ -423,18 +423,9 @@ pub struct ColumnCounts {
     pub data: Vec<ColumnCount>,
 }
 
-/// The columns `/vehicles/{column}/count` counts by (the path parameter's schema; the
-/// handler reads it through [`count_by`]).
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Column {
-    Region,
-    Datasource,
-}
-
 /// Trip counts by `region` or `datasource` (no other column), by name.
 #[utoipa::path(get, path = "/vehicles/{column}/count",
-    params(("column" = Column, Path)),
+    params(("column" = CountColumn, Path)),
     responses(
         (status = 200, body = ColumnCounts),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json",

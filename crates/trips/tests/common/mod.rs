@@ -73,6 +73,7 @@ pub async fn wait_job(s: &TestServer, id: &str) -> Value {
 pub async fn upload(s: &TestServer, name: &str, body: Vec<u8>) -> Value {
     let resp = reqwest::Client::new()
         .post(s.url(&format!("/api/v1/trips/uploads?name={name}")))
+        .header("content-type", "text/csv")
         .body(body)
         .send()
         .await

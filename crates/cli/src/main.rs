@@ -91,8 +91,9 @@ fn domains() -> Vec<Arc<dyn Domain>> {
 
 fn open(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<(Ctx, Vec<Arc<dyn Domain>>)> {
     let settings = settings::resolve(common, serve)?;
-    let ctx = Ctx::open(settings).context("cannot open the database")?;
     let domains = domains();
+    sluice_server::check_settings(&settings, &domains).map_err(anyhow::Error::msg)?;
+    let ctx = Ctx::open(settings).context("cannot open the database")?;
     sluice_server::prepare(&ctx, &domains).context("cannot migrate the database")?;
     Ok((ctx, domains))
 }

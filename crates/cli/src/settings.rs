@@ -18,6 +18,26 @@ pub struct Common {
     /// Folder of the database, inboxes, spool and reports [default: ./sluice-data].
     #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// IANA time zone in which the Flask compat routes `/kpi1`, `/kpi2` read `from`/`to` and
+    /// print their times, as the original did in its host's zone (config: `[network]
+    /// compat_time_zone`) [default: UTC].
+    #[arg(
+        long,
+        env = "SLUICE_NETWORK_COMPAT_TIME_ZONE",
+        global = true,
+        help_heading = "Network"
+    )]
+    pub network_compat_time_zone: Option<String>,
+    /// Where a network file's 5-minute period comes from: `rows` (its rows' timestamps) or
+    /// `file-name` (`ipflow_data.ts-<end ms>.<n>`, as the Django system did); ingestion warns
+    /// when the two disagree (config: `[network] period_from`) [default: rows].
+    #[arg(
+        long,
+        env = "SLUICE_NETWORK_PERIOD_FROM",
+        global = true,
+        help_heading = "Network"
+    )]
+    pub network_period_from: Option<String>,
 }
 
 /// Options of the commands that serve HTTP (`serve`, `demo`).
@@ -56,6 +76,23 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
         domains: file.domain_tables(),
         ..Settings::default()
     };
+    // Environment and flags override the file's domain tables key by key.
+    let overrides = [
+        (
+            "network",
+            "compat_time_zone",
+            &common.network_compat_time_zone,
+        ),
+        ("network", "period_from", &common.network_period_from),
+    ];
+    for (domain, key, value) in overrides {
+        if let Some(v) = value {
+            s.domains
+                .entry(domain.to_owned())
+                .or_default()
+                .insert(key.to_owned(), toml::Value::String(v.clone()));
+        }
+    }
     if let Some(d) = common.data_dir.clone().or(file.data_dir) {
         s.data_dir = d;
     }

@@ -20,6 +20,58 @@ pub struct ApiError {
     pub param: Option<String>,
 }
 
+/// The problem+json body every error answers with, as the OpenAPI document describes it.
+/// Reference it in `responses(...)` as
+/// `(status = 400, body = Problem, content_type = "application/problem+json")`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDoc {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status' reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, naming the bad input.
+    pub detail: String,
+    /// The request parameter at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+}
+
+/// The documented 400 answer, for `responses(...)`: a bad parameter or body, named in `param`.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "a bad parameter or body; `param` names it",
+    content_type = "application/problem+json"
+)]
+pub struct BadRequest(pub ProblemDoc);
+
+/// The documented 404 answer, for `responses(...)`.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 404,
+    description = "no such resource",
+    content_type = "application/problem+json"
+)]
+pub struct NotFound(pub ProblemDoc);
+
+/// One Server-Sent Event as the OpenAPI document describes the events of a
+/// `text/event-stream` response (OpenAPI 3.1: the schema describes each event).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SseEvent {
+    /// The event name.
+    pub event: Option<String>,
+    /// The payload: one JSON object per event.
+    pub data: String,
+    pub id: Option<String>,
+    pub retry: Option<u64>,
+}
+
+/// The content type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
@@ -101,6 +153,51 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The URLs a client may give for the server to call (webhooks, stream sources): absolute
+/// `http`/`https` with a DNS name or IPv4 host, an optional port and a plain path. The
+/// OpenAPI document states this same pattern, so what it allows is exactly what is accepted.
+pub const HTTP_URL_PATTERN: &str = concat!(
+    r"^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
+    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
+);
+
+/// Checks a URL the server will call against [`HTTP_URL_PATTERN`]; a 400 naming `param`.
+pub fn http_url(param: &str, value: &str) -> Result<String, ApiError> {
+    static RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(HTTP_URL_PATTERN).expect("valid pattern"));
+    if value.len() <= 2048 && RE.is_match(value) {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::bad_param(
+            param,
+            format!(
+                "`{}` is not an absolute http:// or https:// URL (host, optional port, path; at most 2048 bytes)",
+                value.escape_debug()
+            ),
+        ))
+    }
+}
+
+/// OpenAPI schema of a URL checked by [`http_url`], for `schema_with =`.
+pub fn http_url_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(HTTP_URL_PATTERN))
+        .max_length(Some(2048))
+        .description(Some("an absolute http:// or https:// URL"))
+        .build()
+}
+
+/// [`http_url_schema`] that also admits `null` (an optional field of a JSON body).
+pub fn nullable_http_url_schema() -> utoipa::openapi::Object {
+    let mut o = http_url_schema();
+    o.schema_type = [utoipa::openapi::Type::String, utoipa::openapi::Type::Null]
+        .into_iter()
+        .collect();
+    o
+}
+
 /// `Query<T>` whose rejection is a problem+json 400 naming the parameter.
 pub struct ApiQuery<T>(pub T);
 
@@ -129,6 +226,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 /// Native list pagination: `limit` (clamped to a maximum) and `offset`.
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     pub limit: Option<u32>,
     pub offset: Option<u64>,
@@ -170,6 +268,29 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["param"], "from");
         assert_eq!(v["status"], 400);
+    }
+
+    #[test]
+    fn server_urls_are_absolute_http() {
+        for ok in [
+            "http://127.0.0.1:8080/hook",
+            "https://example.com",
+            "http://a-b.c:65535/x/y%20z",
+        ] {
+            assert!(http_url("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "http://",
+            "/relative",
+            "http://x:65536/",
+            "http://x y/",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+        ] {
+            let e = http_url("callback_url", bad).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("callback_url"), "{bad}");
+        }
     }
 
     #[test]

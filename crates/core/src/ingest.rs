@@ -2,7 +2,7 @@
 //! blocking pool as a job, spooling uploads to disk, and the routes every file-fed domain gets
 //! (`POST /api/v1/<domain>/ingest`, `POST /api/v1/<domain>/uploads`, `GET /api/v1/<domain>/files`).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,8 +16,9 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::db::DbError;
-use crate::http::{ApiError, ApiQuery, Page};
+use crate::http::{ApiError, ApiQuery, Page, ProblemDoc};
 use crate::jobs::{Job, JobHandle, NewJob, Summary};
+use crate::ledger::LedgerEntry;
 use crate::Ctx;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,38 +139,84 @@ pub fn inbox_files(ctx: &Ctx, ingest: &dyn FileIngest) -> std::io::Result<Vec<Pa
     Ok(files)
 }
 
-/// A file name from a client: one plain component, no traversal, no control characters.
+/// The file names a client may give, as the OpenAPI document states them: portable
+/// characters only, so a name can never be a path, hidden, or ambiguous on any file system.
+pub const FILE_NAME_PATTERN: &str = r"^[A-Za-z0-9_][A-Za-z0-9._ ()+,=@-]{0,254}$";
+
+/// A file name from a client: one plain component of portable characters (see
+/// [`FILE_NAME_PATTERN`]), no traversal, at most 255 bytes.
 pub fn safe_file_name(name: &str) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::bad_param("name", format!("invalid file name `{name}`: {why}"));
+    let bad = |why: &str| {
+        ApiError::bad_param(
+            "name",
+            format!("invalid file name `{}`: {why}", name.escape_debug()),
+        )
+    };
     if name.is_empty() || name.len() > 255 {
-        return Err(bad("must be 1 to 255 bytes"));
+        return Err(bad("must be 1 to 255 characters"));
     }
-    if name
-        .chars()
-        .any(|c| c.is_control() || c == '/' || c == '\\')
-    {
-        return Err(bad("must not contain slashes or control characters"));
+    let portable = |c: char| c.is_ascii_alphanumeric() || "._ ()+,=@-".contains(c);
+    let first = name.chars().next().expect("not empty");
+    if !(first.is_ascii_alphanumeric() || first == '_') {
+        return Err(bad("must start with a letter, a digit or `_`"));
     }
-    let mut comps = Path::new(name).components();
-    match (comps.next(), comps.next()) {
-        (Some(Component::Normal(_)), None) if !name.starts_with('.') => Ok(name.to_owned()),
-        _ => Err(bad("must be a plain file name")),
+    if !name.chars().all(portable) {
+        return Err(bad(
+            "may only contain letters, digits, spaces and `._()+,=@-` (no slashes)",
+        ));
     }
+    Ok(name.to_owned())
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IngestRequest {
     /// File names inside the domain's inbox; all inbox files when absent.
+    #[schema(schema_with = file_names_schema)]
     pub files: Option<Vec<String>>,
     /// URL that receives the final job as a POST.
+    #[schema(schema_with = crate::http::nullable_http_url_schema)]
+    pub callback_url: Option<String>,
+}
+
+/// OpenAPI schema of a file name checked by [`safe_file_name`].
+pub fn file_name_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .pattern(Some(FILE_NAME_PATTERN))
+        .build()
+}
+
+fn file_names_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(
+            [Type::Array, Type::Null]
+                .into_iter()
+                .collect::<SchemaType>(),
+        )
+        .items(file_name_schema())
+        .build()
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UploadParams {
+    /// The file's name (it may carry meaning, e.g. a period). Required for raw bodies; a
+    /// multipart part's own file name takes precedence.
+    #[param(schema_with = file_name_schema)]
+    pub name: Option<String>,
+    /// URL that receives the final job as a POST.
+    #[param(schema_with = crate::http::http_url_schema)]
     pub callback_url: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
-pub struct UploadParams {
-    /// The file's name (it may carry meaning, e.g. a period); required for raw bodies.
-    pub name: Option<String>,
-    pub callback_url: Option<String>,
+#[into_params(parameter_in = Query)]
+pub struct FilesParams {
+    /// At most this many entries, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -209,6 +256,9 @@ pub async fn start_inbox_job(
     names: Option<Vec<String>>,
     callback_url: Option<String>,
 ) -> Result<Job, ApiError> {
+    let callback_url = callback_url
+        .map(|u| crate::http::http_url("callback_url", &u))
+        .transpose()?;
     let dir = ctx.settings.inbox_dir(ingest.domain());
     let files = match names {
         None => inbox_files(ctx, ingest.as_ref()).map_err(ApiError::internal)?,
@@ -218,10 +268,12 @@ pub async fn start_inbox_job(
                 let n = safe_file_name(&n)?;
                 let p = dir.join(&n);
                 if !p.is_file() {
-                    return Err(ApiError::bad_param(
-                        "files",
-                        format!("`{n}` is not a file in the {} inbox", ingest.domain()),
+                    let mut e = ApiError::not_found(format!(
+                        "`{n}` is not a file in the {} inbox",
+                        ingest.domain()
                     ));
+                    e.param = Some("files".to_owned());
+                    return Err(e);
                 }
                 files.push(p);
             }
@@ -231,15 +283,37 @@ pub async fn start_inbox_job(
     Ok(spawn(ctx, ingest, files, callback_url)?)
 }
 
+/// Ingests inbox files as a job: all files of the domain's inbox, or the named ones.
+#[utoipa::path(post, path = "/api/v1/{domain}/ingest", tag = "{domain}",
+    request_body(content = Option<IngestRequest>, content_type = "application/json",
+        description = "optional: which inbox files, and a callback URL"),
+    responses(
+        (status = 202, description = "the job, queued; `Location` is its URL", body = Job,
+            headers(("Location" = String, description = "the job's URL"))),
+        (status = 400, description = "a bad parameter or body; `param` names it",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "a token is configured and missing or wrong",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "a named file is not in the inbox",
+            body = ProblemDoc, content_type = "application/problem+json")))]
 async fn ingest_inbox(
     State(s): State<IngestState>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
+    // An empty body and `null` both mean "all inbox files, no callback".
     let req: IngestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         IngestRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(bad)?;
+        if !(value.is_object() || value.is_null()) {
+            return Err(ApiError::bad_request(
+                "invalid JSON body: expected an object with optional `files` and `callback_url`",
+            ));
+        }
+        serde_json::from_value::<Option<IngestRequest>>(value)
+            .map_err(bad)?
+            .unwrap_or_default()
     };
     let job = start_inbox_job(&s.ctx, s.ingest, req.files, req.callback_url).await?;
     Ok(accepted(job))
@@ -292,17 +366,89 @@ pub async fn spool_stream(
     Ok(path)
 }
 
+/// The content types of a raw (not multipart) upload body.
+const RAW_UPLOAD_TYPES: [&str; 5] = [
+    "application/octet-stream",
+    "text/csv",
+    "text/plain",
+    "application/gzip",
+    "application/x-gzip",
+];
+
+/// A raw upload body (documentation of the body only).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RawFile(pub Vec<u8>);
+
+/// The multipart form of an upload (documentation of the body only; parts are streamed).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// One or more file parts; each is ingested under its own file name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Uploads files (multipart parts, or one raw body) and ingests them as one job. Bodies
+/// stream to disk under the `max_body_bytes` limit.
+#[utoipa::path(post, path = "/api/v1/{domain}/uploads", tag = "{domain}", params(UploadParams),
+    request_body(content(
+        (UploadForm = "multipart/form-data"),
+        (RawFile = "application/octet-stream"),
+        (RawFile = "text/csv"),
+        (RawFile = "text/plain"),
+        (RawFile = "application/gzip")),
+        description = "the file(s)"),
+    responses(
+        (status = 202, description = "the job, queued; `Location` is its URL", body = Job,
+            headers(("Location" = String, description = "the job's URL"))),
+        (status = 413, description = "larger than `max_body_bytes`", body = ProblemDoc,
+            content_type = "application/problem+json"),
+        (status = 415, description = "not multipart/form-data nor a raw file type",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "a bad parameter or body; `param` names it",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "a token is configured and missing or wrong",
+            body = ProblemDoc, content_type = "application/problem+json")))]
 async fn upload(
     State(s): State<IngestState>,
     ApiQuery(params): ApiQuery<UploadParams>,
     req: Request,
 ) -> Result<impl IntoResponse, ApiError> {
+    let callback_url = params
+        .callback_url
+        .map(|u| crate::http::http_url("callback_url", &u))
+        .transpose()?;
     let domain = s.ingest.domain();
-    let is_multipart = req
+    // Like standard input in the CLI, an unnamed upload gets a unique name of its own.
+    let default_name = || {
+        params.name.clone().unwrap_or_else(|| {
+            format!("upload-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"))
+        })
+    };
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
+        .unwrap_or("");
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let is_multipart = media_type == "multipart/form-data";
+    if !is_multipart && !RAW_UPLOAD_TYPES.contains(&media_type.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "an upload is multipart/form-data or a raw body of type {}; got `{}`",
+                RAW_UPLOAD_TYPES.join(", "),
+                content_type.escape_debug()
+            ),
+        ));
+    }
     let mut files = Vec::new();
     if is_multipart {
         let mut mp = Multipart::from_request(req, &())
@@ -313,9 +459,16 @@ async fn upload(
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?
         {
-            let Some(name) = field.file_name().map(str::to_owned) else {
-                continue;
-            };
+            if field.name() != Some("file") {
+                return Err(ApiError::bad_request(format!(
+                    "unexpected form field `{}`: send each file as a `file` part (-F file=@name.csv)",
+                    field.name().unwrap_or("").escape_debug()
+                )));
+            }
+            let name = field
+                .file_name()
+                .map(str::to_owned)
+                .unwrap_or_else(default_name);
             let stream = field.map_err(std::io::Error::other);
             files.push(spool_stream(&s.ctx, domain, &name, Box::pin(stream)).await?);
         }
@@ -325,26 +478,30 @@ async fn upload(
             ));
         }
     } else {
-        let name = params.name.ok_or_else(|| {
-            ApiError::bad_param(
-                "name",
-                "a raw upload needs ?name=<file name>; or send multipart/form-data",
-            )
-        })?;
+        let name = default_name();
         let stream = Body::into_data_stream(req.into_body()).map_err(std::io::Error::other);
         files.push(spool_stream(&s.ctx, domain, &name, Box::pin(stream)).await?);
     }
-    let job = spawn(&s.ctx, s.ingest.clone(), files, params.callback_url)?;
+    let job = spawn(&s.ctx, s.ingest.clone(), files, callback_url)?;
     Ok(accepted(job))
 }
 
 use axum::extract::FromRequest;
 
+/// The domain's ingested inputs, newest first.
+#[utoipa::path(get, path = "/api/v1/{domain}/files", tag = "{domain}", params(FilesParams),
+    responses((status = 200, body = [LedgerEntry]),
+        (status = 400, description = "bad parameter", body = ProblemDoc,
+            content_type = "application/problem+json")))]
 async fn files(
     State(s): State<IngestState>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(p): ApiQuery<FilesParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = page.limit(100, 1000)?;
+    let limit = Page {
+        limit: p.limit,
+        offset: None,
+    }
+    .limit(100, 1000)?;
     let domain = s.ingest.domain();
     let entries = s
         .ctx
@@ -352,6 +509,32 @@ async fn files(
         .read_async(move |c| crate::ledger::list(c, domain, limit))
         .await?;
     Ok(Json(entries))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(ingest_inbox, upload, files),
+    components(schemas(Job, LedgerEntry, IngestRequest, UploadForm, RawFile, ProblemDoc))
+)]
+struct IngestApi;
+
+/// The OpenAPI description of the generic routes of `domain` (written once with a `{domain}`
+/// placeholder, stated here with the domain's name in every path and tag).
+pub fn openapi(domain: &str) -> utoipa::openapi::OpenApi {
+    let mut doc = <IngestApi as utoipa::OpenApi>::openapi();
+    let paths = std::mem::take(&mut doc.paths.paths);
+    for (path, mut item) in paths {
+        for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+            op.tags = Some(vec![domain.to_owned()]);
+            if let Some(id) = &op.operation_id {
+                op.operation_id = Some(format!("{domain}_{id}"));
+            }
+        }
+        doc.paths
+            .paths
+            .insert(path.replace("{domain}", domain), item);
+    }
+    doc
 }
 
 #[cfg(test)]

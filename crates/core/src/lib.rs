@@ -72,6 +72,11 @@ pub trait Domain: Send + Sync + 'static {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApiBuilder::new().build()
     }
+    /// Checks the domain's table of the config file (and the environment folded into it)
+    /// before anything is opened: a bad value is a start-up error naming the setting.
+    fn check_settings(&self, _settings: &Settings) -> Result<(), String> {
+        Ok(())
+    }
     /// File ingestion, for domains fed by CSV files (inbox, upload, CLI).
     fn file_ingest(&self) -> Option<Arc<dyn FileIngest>> {
         None

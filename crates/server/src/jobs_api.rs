@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -13,7 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
-use sluice_core::http::ApiQuery;
+use sluice_core::http::{ApiQuery, BadRequest, NotFound, ProblemDoc, SseEvent};
 use sluice_core::jobs::{JobEvent, JobFilter};
 use sluice_core::{ApiError, Ctx, Job, JobId, JobState};
 use tokio::sync::broadcast::error::RecvError;
@@ -39,22 +40,26 @@ fn parse_id(id: &str) -> Result<JobId, ApiError> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only jobs of this domain.
     domain: Option<String>,
     /// Only jobs of this kind (ingest, harvest, report).
     kind: Option<String>,
-    /// queued, running, succeeded, failed or cancelled.
+    /// Only jobs in this state.
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Cursor: only jobs created before this job id.
+    #[param(format = Uuid)]
     before: Option<String>,
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", params(ListParams),
-    responses((status = 200, body = [Job]), (status = 400, description = "bad parameter")))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(ListParams),
+    responses((status = 200, body = [Job]), BadRequest))]
 pub async fn list_jobs(
     State(ctx): State<Ctx>,
     ApiQuery(p): ApiQuery<ListParams>,
@@ -95,8 +100,8 @@ async fn load(ctx: &Ctx, id: JobId) -> Result<Job, ApiError> {
 }
 
 /// One job's snapshot.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = String, Path, description = "job id")),
-    responses((status = 200, body = Job), (status = 404, description = "unknown job")))]
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(JobPath),
+    responses((status = 200, body = Job), BadRequest, NotFound))]
 pub async fn get_job(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -173,9 +178,11 @@ where
 }
 
 /// Server-Sent Events of one job: a snapshot, then changes; ends after the terminal event.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", params(("id" = String, Path, description = "job id")),
-    responses((status = 200, content_type = "text/event-stream", description = "job events"),
-              (status = 404, description = "unknown job")))]
+/// Each event's `data` is a [`JobEvent`] whose `type` is also the SSE event name.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "jobs", params(JobPath),
+    responses((status = 200, content_type = "text/event-stream", body = SseEvent,
+                description = "`job.snapshot`, then `job.progress` and `job.<state>` events (JSON JobEvent each)"),
+              BadRequest, NotFound))]
 pub async fn job_events(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
@@ -195,9 +202,20 @@ pub fn sse_response(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventParams {
     /// Only events of this domain's jobs.
     domain: Option<String>,
+}
+
+/// The `{id}` of the job routes.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// The job's id.
+    #[param(format = Uuid)]
+    #[allow(dead_code)]
+    id: String,
 }
 
 fn bus_stream(ctx: Ctx, domain: Option<String>) -> impl Stream<Item = JobEvent> + Send {
@@ -213,8 +231,10 @@ fn bus_stream(ctx: Ctx, domain: Option<String>) -> impl Stream<Item = JobEvent> 
 }
 
 /// Server-Sent Events of all jobs (optionally of one domain); never ends.
-#[utoipa::path(get, path = "/api/v1/events", params(EventParams),
-    responses((status = 200, content_type = "text/event-stream", description = "all job events")))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "jobs", params(EventParams),
+    responses((status = 200, content_type = "text/event-stream", body = SseEvent,
+        description = "`job.progress` and `job.<state>` events (JSON JobEvent each), heartbeat comments every 15 s"),
+        BadRequest))]
 pub async fn all_events(
     State(ctx): State<Ctx>,
     ApiQuery(p): ApiQuery<EventParams>,
@@ -222,19 +242,30 @@ pub async fn all_events(
     sse_response(bus_stream(ctx, p.domain))
 }
 
-#[derive(Deserialize)]
-struct WsParams {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WsParams {
+    /// Only events of this domain's jobs.
     domain: Option<String>,
+    /// Follow this one job: its snapshot first; the socket closes after its terminal event.
+    #[param(format = Uuid)]
     job: Option<String>,
 }
 
-/// WebSocket: the same events as JSON text messages; `?job=<id>` follows one job (snapshot
-/// first, closes after its terminal event), `?domain=` filters.
-async fn ws(
+/// WebSocket: the same events as `/api/v1/events`, one JSON JobEvent per text message.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "jobs", params(WsParams),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+        (status = 400, description = "not a WebSocket handshake, or a bad parameter",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        NotFound,
+        (status = 426, description = "the connection cannot be upgraded",
+            body = ProblemDoc, content_type = "application/problem+json")))]
+pub async fn ws(
     State(ctx): State<Ctx>,
     ApiQuery(p): ApiQuery<WsParams>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let upgrade = upgrade.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let events: std::pin::Pin<Box<dyn Stream<Item = JobEvent> + Send>> = match p.job {
         Some(id) => {
             let id = parse_id(&id)?;

@@ -52,6 +52,18 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// Checks every domain's settings; a bad one names the domain and the setting.
+pub fn check_settings(
+    settings: &sluice_core::Settings,
+    domains: &[Arc<dyn Domain>],
+) -> Result<(), String> {
+    for d in domains {
+        d.check_settings(settings)
+            .map_err(|e| format!("invalid [{}] setting: {e}", d.name()))?;
+    }
+    Ok(())
+}
+
 /// Applies every domain's migrations and marks jobs interrupted by a crash as failed.
 pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {
     for d in domains {
@@ -78,40 +90,74 @@ pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {
         jobs_api::get_job,
         jobs_api::job_events,
         jobs_api::all_events,
-        health
+        jobs_api::ws,
+        health,
+        openapi_json,
+        metrics::metrics
     ),
-    components(schemas(sluice_core::Job, sluice_core::jobs::JobEvent))
+    components(schemas(
+        sluice_core::Job,
+        sluice_core::jobs::JobEvent,
+        sluice_core::http::ProblemDoc,
+        sluice_core::http::SseEvent,
+        Health
+    ))
 )]
 struct CoreApi;
 
-/// The OpenAPI document of the whole app.
+/// The OpenAPI document of the whole app: the platform's routes, each domain's own routes
+/// and, for file-fed domains, the generic ingestion routes under the domain's name.
 pub fn openapi(domains: &[Arc<dyn Domain>]) -> utoipa::openapi::OpenApi {
     let mut doc = CoreApi::openapi();
     for d in domains {
         doc.merge(d.openapi());
+        if d.file_ingest().is_some() {
+            doc.merge(sluice_core::ingest::openapi(d.name()));
+        }
     }
     doc
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok` while the server answers.
+    status: &'static str,
+}
+
 /// Liveness.
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "ok")))]
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+#[utoipa::path(get, path = "/health", tag = "platform", responses((status = 200, body = Health)))]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health { status: "ok" })
+}
+
+/// This OpenAPI document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "platform",
+    responses((status = 200, description = "the OpenAPI 3.1 document of every route", body = Object)))]
+async fn openapi_json(
+    axum::extract::State(doc): axum::extract::State<Arc<serde_json::Value>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json((*doc).clone())
+}
+
+/// Unknown paths and methods answer problem+json like every other error.
+async fn no_route(uri: axum::http::Uri) -> sluice_core::ApiError {
+    sluice_core::ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> sluice_core::ApiError {
+    sluice_core::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not answer {method}", uri.path()),
+    )
 }
 
 /// The whole app for `ctx` and `domains` (migrations must have run: see [`prepare`]).
 pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
     let metrics = Metrics::new();
-    let doc = Arc::new(openapi(domains));
+    let doc = Arc::new(serde_json::to_value(openapi(domains)).expect("the document serializes"));
     let mut router = Router::new()
         .route("/health", get(health))
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { axum::Json((*doc).clone()) }
-            }),
-        )
+        .route("/api/v1/openapi.json", get(openapi_json).with_state(doc))
         .merge(jobs_api::routes(ctx.clone()))
         .merge(metrics.routes());
     for d in domains {
@@ -121,6 +167,8 @@ pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
         }
     }
     router
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(
             ctx.settings.token.clone().map(Arc::<str>::from),
             auth::require_token,

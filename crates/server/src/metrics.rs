@@ -66,14 +66,9 @@ impl Metrics {
     }
 
     pub fn routes(&self) -> Router {
-        let m = self.clone();
-        Router::new().route(
-            "/metrics",
-            get(move || {
-                let m = m.clone();
-                async move { m.render() }
-            }),
-        )
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(self.clone())
     }
 
     fn render(&self) -> Response {
@@ -91,6 +86,15 @@ impl Metrics {
         )
             .into_response()
     }
+}
+
+/// Prometheus metrics in the OpenMetrics text format (documentation of the route).
+#[utoipa::path(get, path = "/metrics", tag = "platform",
+    responses((status = 200, body = String,
+        content_type = "application/openmetrics-text",
+        description = "requests by method, route and status; latency by route; job events by type")))]
+pub(crate) async fn metrics(State(m): State<Metrics>) -> Response {
+    m.render()
 }
 
 pub async fn track(State(m): State<Metrics>, req: Request, next: Next) -> Response {

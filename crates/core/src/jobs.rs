@@ -583,6 +583,13 @@ impl JobHandle {
         self.maybe_publish();
     }
 
+    /// Replaces the live summary and publishes it at once: for changes a follower must not
+    /// miss (a new file started), unlike the throttled progress counts.
+    pub fn publish_summary(&self, summary: Summary) {
+        let job = self.update(|j| j.summary = summary);
+        self.jobs.publish("job.progress", job);
+    }
+
     fn maybe_publish(&self) {
         let mut last = self.last_publish.lock().unwrap_or_else(|p| p.into_inner());
         if last.elapsed() >= PROGRESS_EVERY {

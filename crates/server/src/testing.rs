@@ -42,6 +42,18 @@ impl TestServer {
         Self::start_in(dir, settings, domains).await
     }
 
+    /// Starts a server whose inboxes are not watched, so files placed in an inbox are
+    /// ingested only when a request asks for it.
+    pub async fn start_unwatched(
+        domains: Vec<Arc<dyn Domain>>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::with_data_dir(dir.path().join("data"));
+        configure(&mut settings);
+        Self::launch(dir, settings, domains, false).await
+    }
+
     /// Starts a server on an existing data directory (restart tests).
     pub async fn restart(self, domains: Vec<Arc<dyn Domain>>) -> TestServer {
         self.task.0.abort();
@@ -55,9 +67,21 @@ impl TestServer {
         settings: Settings,
         domains: Vec<Arc<dyn Domain>>,
     ) -> TestServer {
+        Self::launch(dir, settings, domains, true).await
+    }
+
+    async fn launch(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        domains: Vec<Arc<dyn Domain>>,
+        watch: bool,
+    ) -> TestServer {
+        crate::check_settings(&settings, &domains).expect("valid settings");
         let ctx = Ctx::open(settings).expect("open data dir");
         crate::prepare(&ctx, &domains).expect("migrations");
-        crate::watch_inboxes(&ctx, &domains).expect("inbox watchers");
+        if watch {
+            crate::watch_inboxes(&ctx, &domains).expect("inbox watchers");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

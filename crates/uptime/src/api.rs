@@ -706,3 +706,32 @@ pub async fn timeline(
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no store with id {store_id}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_uris_only() {
+        for ok in [
+            "http://example.com/hook?a=1#x",
+            "https://[::1]:8080/p%20q",
+            "urn:isbn:0451450523",
+            "a:",
+        ] {
+            assert!(is_uri(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "example.com",
+            "://x",
+            "1http://x",
+            "http://a b",
+            "http://x/%zz",
+            "http://x/%2",
+            "http://é",
+        ] {
+            assert!(!is_uri(bad), "{bad}");
+        }
+    }
+}

@@ -54,6 +54,7 @@ async fn loaded_server() -> TestServer {
     ] {
         let resp = reqwest::Client::new()
             .post(ts.url(&format!("/api/v1/uptime/uploads?name={name}")))
+            .header("content-type", "text/csv")
             .body(std::fs::read(seed(name)).unwrap())
             .send()
             .await

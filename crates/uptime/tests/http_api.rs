@@ -40,6 +40,7 @@ async fn wait_job(ts: &TestServer, id: &str) -> sluice_core::Job {
 async fn upload(ts: &TestServer, name: &str, body: &str) -> sluice_core::Job {
     let resp = reqwest::Client::new()
         .post(ts.url(&format!("/api/v1/uptime/uploads?name={name}")))
+        .header("content-type", "text/csv")
         .body(body.to_owned())
         .send()
         .await

@@ -168,6 +168,7 @@ async fn integer_bounds_are_enforced_exactly_as_declared() {
     let ts = TestServer::start(vec![Arc::new(UptimeDomain) as Arc<dyn Domain>]).await;
     let resp = reqwest::Client::new()
         .post(ts.url("/api/v1/uptime/uploads?name=polls.csv"))
+        .header("content-type", "text/csv")
         .body("store_id,status,timestamp_utc\ns1,active,2023-01-23 16:14:00 UTC\n")
         .send()
         .await
@@ -219,4 +220,69 @@ async fn integer_bounds_are_enforced_exactly_as_declared() {
         .await
         .unwrap();
     assert_eq!(far, json!([]));
+}
+
+/// The ends of the declared `now` language are computed, not failed: 2xx for a valid value.
+#[tokio::test]
+async fn extreme_instants_inside_the_pattern_are_answered() {
+    let ts = TestServer::start(vec![Arc::new(UptimeDomain) as Arc<dyn Domain>]).await;
+    let resp = reqwest::Client::new()
+        .post(ts.url("/api/v1/uptime/uploads?name=polls.csv"))
+        .header("content-type", "text/csv")
+        .body("store_id,status,timestamp_utc\ns1,active,2023-01-23 16:14:00 UTC\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let job: Value = resp.json().await.unwrap();
+    let job_id: sluice_core::JobId = job["id"].as_str().unwrap().parse().unwrap();
+    while !ts
+        .ctx
+        .jobs
+        .get(job_id)
+        .unwrap()
+        .unwrap()
+        .state
+        .is_terminal()
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for now in [
+        "0000-01-01T00:00:00+23:59",
+        "0000-02-29 00:00:00 UTC",
+        "9999-12-31T23:59:59.999999-23:59",
+    ] {
+        let resp = reqwest::get(ts.url(&format!(
+            "/api/v1/uptime/stores/s1/timeline?window=week&coverage_minutes=4294967295&now={}",
+            now.replace('+', "%2B").replace(' ', "%20")
+        )))
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200, "{now}");
+        let resp = reqwest::Client::new()
+            .post(ts.url("/api/v1/uptime/reports"))
+            .json(&json!({"now": now, "coverage_minutes": 4294967295u32}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202, "{now}");
+        let id: sluice_core::JobId = resp.json::<Value>().await.unwrap()["report_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let job = loop {
+            let job = ts.ctx.jobs.get(id).unwrap().unwrap();
+            if job.state.is_terminal() {
+                break job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(
+            job.state,
+            sluice_core::JobState::Succeeded,
+            "{now}: {:?}",
+            job.error
+        );
+    }
 }

@@ -88,6 +88,17 @@ impl Domain for NetworkDomain {
                 .paths
                 .insert(path.trim_end_matches('/').to_owned(), item);
         }
+        // OpenAPI requires path parameters to be required; utoipa leaves that out of those
+        // with a custom schema.
+        for item in doc.paths.paths.values_mut() {
+            for op in item.get.iter_mut() {
+                for p in op.parameters.iter_mut().flatten() {
+                    if p.parameter_in == utoipa::openapi::path::ParameterIn::Path {
+                        p.required = utoipa::openapi::Required::True;
+                    }
+                }
+            }
+        }
         doc
     }
 

@@ -17,7 +17,11 @@ const SAMPLES: [&str; 4] = [
 const HEADER: &str = "interval_start_timestamp,interval_end_timestamp,msisdn,bytes_uplink,bytes_downlink,service_id,cell_id\n";
 
 fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/data/sgioldasis-python-analysis-api/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 async fn server() -> TestServer {
@@ -59,6 +63,7 @@ async fn read_sse(
 async fn upload(s: &TestServer, name: &str, body: Vec<u8>) -> Value {
     let resp = reqwest::Client::new()
         .post(s.url(&format!("/api/v1/network/uploads?name={name}")))
+        .header("content-type", "text/csv")
         .body(body)
         .send()
         .await
@@ -429,6 +434,7 @@ async fn malformed_inputs_get_reasons_and_never_a_500() {
     }
     let resp = reqwest::Client::new()
         .post(s.url("/api/v1/network/uploads?name=../../etc/passwd"))
+        .header("content-type", "text/csv")
         .body("x")
         .send()
         .await

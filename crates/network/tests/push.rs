@@ -86,6 +86,7 @@ async fn sse_and_websocket_clients_see_every_state_without_polling() {
     let name = file.file_name().unwrap().to_str().unwrap().to_owned();
     let job: Value = reqwest::Client::new()
         .post(s.url(&format!("/api/v1/network/uploads?name={name}")))
+        .header("content-type", "text/csv")
         .body(std::fs::read(&file).unwrap())
         .send()
         .await
@@ -205,6 +206,7 @@ async fn webhook_gets_the_final_job_signed() {
         .post(s.url(&format!(
             "/api/v1/network/uploads?name=ipflow_data.ts-1488355500000.1.txt&callback_url={hook}"
         )))
+        .header("content-type", "text/csv")
         .body(body)
         .send()
         .await
@@ -293,7 +295,7 @@ async fn files_dropped_in_the_inbox_are_picked_up() {
     std::fs::create_dir_all(&inbox).unwrap();
     let mut events = s.ctx.jobs.subscribe();
     let src = format!(
-        "{}/tests/data/ipflow_data.ts-1488355500000.1.txt",
+        "{}/tests/data/sgioldasis-python-analysis-api/ipflow_data.ts-1488355500000.1.txt",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::copy(&src, inbox.join("ipflow_data.ts-1488355500000.1.txt")).unwrap();

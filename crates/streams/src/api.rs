@@ -1,20 +1,46 @@
 //! Native routes under `/api/v1/streams/…`: start a harvest (a job), list runs, a run, its
 //! report, its events and its malformed messages (paginated).
 
-use axum::extract::{Path, State};
+// Imported under another name so that utoipa infers no second, unconstrained `run_id`
+// parameter beside the documented one.
+use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, Page};
+use sluice_core::http::{ApiQuery, Page, ProblemDoc};
 use sluice_core::{ApiError, Ctx, Db, DbError};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::engine::{self, Report, Run};
-use crate::harvest::{self, parse_duration, HarvestOverrides, HarvestParams};
+use crate::harvest::{self, HarvestOverrides, HarvestParams};
 use crate::parse::Stream;
 use crate::store::{self, StoredEvent, StoredMalformed};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        start_harvest,
+        list_runs,
+        get_run,
+        get_report,
+        list_events,
+        list_malformed
+    ),
+    components(schemas(
+        HarvestRequest,
+        HarvestStarted,
+        RunList,
+        Run,
+        Report,
+        EventList,
+        MalformedList,
+        Stream,
+        ProblemDoc
+    ))
+)]
+pub struct NativeApi;
 
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
@@ -42,12 +68,15 @@ impl RunRef {
         if s == "latest" {
             return Ok(RunRef::Latest);
         }
-        uuid::Uuid::parse_str(s)
+        // Only the hyphenated form (36 characters), as the documented pattern says.
+        Some(s)
+            .filter(|s| s.len() == 36)
+            .and_then(|s| uuid::Uuid::parse_str(s).ok())
             .map(|u| RunRef::Id(u.to_string()))
-            .map_err(|_| {
+            .ok_or_else(|| {
                 ApiError::bad_param(
                     "run_id",
-                    format!("`{s}` is not a run id; expected a UUID or `latest`"),
+                    format!("`{s}` is not a run id; expected a hyphenated UUID or `latest`"),
                 )
             })
     }
@@ -90,12 +119,127 @@ pub(crate) async fn report_or_404(ctx: &Ctx, run: RunRef) -> Result<Report, ApiE
         .ok_or_else(|| run.missing())
 }
 
-/// A duration as seconds (`20`) or text (`"20s"`, `"500ms"`, `"2m"`).
-#[derive(Debug, Deserialize, ToSchema)]
+/// The most a harvest started over HTTP may last: long enough for any real run, short
+/// enough that a stray request cannot hold a harvest for a day.
+pub const MAX_API_DURATION_S: f64 = 3600.0;
+/// The least: one millisecond, the resolution of the run's clock.
+pub const MIN_API_DURATION_S: f64 = 0.001;
+
+/// The text forms of `max_duration`: a whole number without leading zeros and a unit (`ms`,
+/// `s`, `m`, `h`, none for seconds), from 1 ms to one hour. [`api_duration_text`] accepts
+/// exactly this language.
+pub const DURATION_PATTERN: &str = "^(?:(?:[1-9][0-9]{0,5}|[1-2][0-9]{6}|3[0-5][0-9]{5}|3600000)ms|(?:[1-9][0-9]{0,2}|[1-2][0-9]{3}|3[0-5][0-9]{2}|3600)s?|(?:[1-9]|[1-5][0-9]|60)m|1h)$";
+
+/// An http(s) URL: a host name whose labels start with a letter (so it never reads as an IP
+/// address), or a dotted IPv4 address; an optional port from 1 to 65535; an optional path of
+/// unreserved characters. [`is_http_url`] accepts exactly this language, and every such URL
+/// parses.
+pub const HTTP_URL_PATTERN: &str = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$";
+
+/// A `max_duration` text per [`DURATION_PATTERN`].
+pub fn api_duration_text(s: &str) -> Option<std::time::Duration> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    if digits.is_empty() || digits.starts_with('0') || digits.len() > 7 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let (max, ms_per_unit) = match unit {
+        "ms" => (3_600_000, 1),
+        "s" | "" => (3_600, 1_000),
+        "m" => (60, 60_000),
+        "h" => (1, 3_600_000),
+        _ => return None,
+    };
+    (n <= max).then(|| std::time::Duration::from_millis(n * ms_per_unit))
+}
+
+/// A `max_duration` number of seconds from [`MIN_API_DURATION_S`] to [`MAX_API_DURATION_S`].
+pub fn api_duration_seconds(s: f64) -> Option<std::time::Duration> {
+    (MIN_API_DURATION_S..=MAX_API_DURATION_S)
+        .contains(&s)
+        .then(|| std::time::Duration::from_secs_f64(s))
+}
+
+/// Whether `s` is in the language of [`HTTP_URL_PATTERN`].
+pub fn is_http_url(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && !p.starts_with('0')
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    path_ok && port_ok && (is_host_name(host) || is_dotted_ipv4(host))
+}
+
+/// Labels of letters, digits and single inner hyphens, each starting with a letter.
+fn is_host_name(host: &str) -> bool {
+    host.split('.').all(|label| {
+        let b = label.as_bytes();
+        b.first().is_some_and(u8::is_ascii_alphabetic)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && !label.contains("--")
+    })
+}
+
+/// Four decimal octets from 0 to 255 without leading zeros.
+fn is_dotted_ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
+}
+
+/// A duration as seconds (`20`, `1.5`) or text (`"20s"`, `"500ms"`, `"2m"`, `"1h"`).
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum DurationInput {
     Seconds(f64),
     Text(String),
+}
+
+fn max_duration_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .minimum(Some(MIN_API_DURATION_S))
+                .maximum(Some(MAX_API_DURATION_S))
+                .description(Some("seconds")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(DURATION_PATTERN))
+                .description(Some("a whole number with a unit: ms, s (or none), m, h")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "Time limit, 1 ms to 1 h (default 20 s): seconds (`20`, `1.5`) or text (`\"500ms\"`, `\"20s\"`, `\"2m\"`, `\"1h\"`).",
+        ))
+        .into()
 }
 
 /// Starts a harvest; every field is optional (config file `[streams]`, then defaults).
@@ -103,16 +247,23 @@ pub enum DurationInput {
 #[serde(deny_unknown_fields)]
 pub struct HarvestRequest {
     /// Base URL of the events server, e.g. `http://localhost:8080`.
+    #[schema(
+        pattern = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$"
+    )]
     pub source: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// Time limit (default 20 s).
+    #[schema(schema_with = max_duration_schema)]
     pub max_duration: Option<DurationInput>,
     /// First name whose events stop the run (default `Sytac`).
     pub stop_name: Option<String>,
     /// Stop at this many events of `stop_name` (default 3; 0 disables).
+    #[schema(minimum = 0, maximum = 4294967295u32)]
     pub stop_count: Option<u32>,
-    /// Receives the final job JSON.
+    /// An http(s) URL that receives the final job JSON.
+    #[schema(
+        pattern = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$"
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -128,39 +279,48 @@ pub struct HarvestStarted {
     pub report_url: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/streams/harvests", request_body = HarvestRequest,
-    responses((status = 202, description = "harvest started as a job", body = HarvestStarted),
-              (status = 400, description = "invalid parameter")))]
+#[utoipa::path(post, path = "/api/v1/streams/harvests", tag = "streams",
+    request_body(content = Option<HarvestRequest>, content_type = "application/json",
+        description = "optional; an empty body or `null` takes every default"),
+    responses((status = 202, description = "harvest started as a job", body = HarvestStarted,
+                  headers(("Location" = String, description = "the job's URL"))),
+              (status = 400, description = "invalid body or parameter", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn start_harvest(
     State(ctx): State<Ctx>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    // An empty body means all defaults.
+    // An empty body, like `null`, means all defaults.
     let req: HarvestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         HarvestRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!("invalid harvest request body: {e}; expected a JSON object with optional source, user, password, max_duration, stop_name, stop_count, callback_url"))
-        })?
+        serde_json::from_slice::<Option<HarvestRequest>>(&body)
+            .map_err(|e| {
+                ApiError::bad_request(format!("invalid harvest request body: {e}; expected a JSON object with optional source, user, password, max_duration, stop_name, stop_count, callback_url"))
+            })?
+            .unwrap_or_default()
     };
     let max_duration = match req.max_duration {
         None => None,
-        Some(DurationInput::Seconds(s)) if s > 0.0 && s.is_finite() => {
-            Some(std::time::Duration::from_secs_f64(s))
-        }
-        Some(DurationInput::Seconds(_)) => {
-            return Err(ApiError::bad_param(
+        Some(DurationInput::Seconds(s)) => Some(api_duration_seconds(s).ok_or_else(|| {
+            ApiError::bad_param(
                 "max_duration",
-                "expected seconds above 0",
-            ))
-        }
-        Some(DurationInput::Text(t)) => {
-            Some(parse_duration(&t).map_err(|e| ApiError::bad_param("max_duration", e))?)
-        }
+                format!("{s} is out of range; expected seconds from {MIN_API_DURATION_S} to {MAX_API_DURATION_S}"),
+            )
+        })?),
+        Some(DurationInput::Text(t)) => Some(api_duration_text(&t).ok_or_else(|| {
+            ApiError::bad_param(
+                "max_duration",
+                format!("`{t}` is not a duration from 1ms to 1h; expected e.g. 500ms, 20s, 2m, 1h"),
+            )
+        })?),
     };
-    if let Some(url) = &req.callback_url {
-        reqwest::Url::parse(url)
-            .map_err(|_| ApiError::bad_param("callback_url", format!("`{url}` is not a URL")))?;
+    for (param, value) in [("source", &req.source), ("callback_url", &req.callback_url)] {
+        if let Some(url) = value.as_deref().filter(|u| !is_http_url(u)) {
+            return Err(ApiError::bad_param(
+                param,
+                format!("`{url}` is not an http(s) URL; expected e.g. http://localhost:8080"),
+            ));
+        }
     }
     let params = HarvestParams::resolve(
         &ctx,
@@ -196,13 +356,45 @@ pub struct RunList {
     pub offset: u64,
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/runs", params(Page),
-    responses((status = 200, description = "runs, newest first", body = RunList)))]
+/// The largest `offset` of any list: the largest integer every JSON client reads exactly.
+pub const MAX_OFFSET: u64 = (1 << 53) - 1;
+
+/// A page of a list, as the routes check it.
+fn page(
+    limit: Option<u32>,
+    offset: Option<u64>,
+    default: u32,
+    max: u32,
+) -> Result<(u32, u64), ApiError> {
+    let limit = Page { limit, offset }.limit(default, max)?;
+    match offset.unwrap_or(0) {
+        o if o > MAX_OFFSET => Err(ApiError::bad_param(
+            "offset",
+            format!("offset must be at most {MAX_OFFSET}, got {o}"),
+        )),
+        o => Ok((limit, o)),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Runs per page (default 50).
+    #[param(minimum = 1, maximum = 500, nullable = false)]
+    pub limit: Option<u32>,
+    /// Runs to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991u64, nullable = false)]
+    pub offset: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/streams/runs", tag = "streams", params(RunsQuery),
+    responses((status = 200, description = "runs, newest first", body = RunList),
+              (status = 400, description = "invalid query parameter", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn list_runs(
     State(ctx): State<Ctx>,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<RunList>, ApiError> {
-    let (limit, offset) = (page.limit(50, 500)?, page.offset());
+    let (limit, offset) = page(q.limit, q.offset, 50, 500)?;
     let runs = ctx
         .db
         .read_async(move |c| store::list_runs(c, limit, offset))
@@ -214,12 +406,18 @@ pub async fn list_runs(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}",
-    params(("run_id" = String, Path, description = "run id (UUID) or `latest`")),
-    responses((status = 200, description = "the run", body = Run), (status = 404, description = "no such run")))]
+/// A run id as URLs carry it: a hyphenated UUID or `latest`. [`RunRef::parse`] accepts
+/// exactly this language.
+pub const RUN_ID_PATTERN: &str =
+    "^(?:latest|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$";
+
+#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}", tag = "streams", params(("run_id" = String, Path, description = "run id (a hyphenated UUID) or `latest`, the latest finished run", pattern = "^(?:latest|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$")),
+    responses((status = 200, description = "the run", body = Run),
+              (status = 400, description = "invalid run id", body = ProblemDoc, content_type = "application/problem+json"),
+              (status = 404, description = "no such run", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_run(
     State(ctx): State<Ctx>,
-    Path(run_id): Path<String>,
+    UrlPath(run_id): UrlPath<String>,
 ) -> Result<Json<Run>, ApiError> {
     let run = RunRef::parse(&run_id)?;
     let r = run.clone();
@@ -230,21 +428,28 @@ pub async fn get_run(
         .ok_or_else(|| run.missing())
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/report",
-    params(("run_id" = String, Path, description = "run id (UUID) or `latest`")),
-    responses((status = 200, description = "the run's report", body = Report), (status = 404, description = "no such run")))]
+#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/report", tag = "streams", params(("run_id" = String, Path, description = "run id (a hyphenated UUID) or `latest`, the latest finished run", pattern = "^(?:latest|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$")),
+    responses((status = 200, description = "the run's report", body = Report),
+              (status = 400, description = "invalid run id", body = ProblemDoc, content_type = "application/problem+json"),
+              (status = 404, description = "no such run", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn get_report(
     State(ctx): State<Ctx>,
-    Path(run_id): Path<String>,
+    UrlPath(run_id): UrlPath<String>,
 ) -> Result<Json<Report>, ApiError> {
     Ok(Json(report_or_404(&ctx, RunRef::parse(&run_id)?).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// Events per page (default 100).
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
     pub limit: Option<u32>,
+    /// Events to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991u64, nullable = false)]
     pub offset: Option<u64>,
-    /// Only events of this stream: sytflix, sytazon or sysney.
+    /// Only events of this stream.
+    #[param(value_type = Option<Stream>, nullable = false)]
     pub stream: Option<String>,
 }
 
@@ -266,19 +471,17 @@ async fn resolve(ctx: &Ctx, run_id: &str) -> Result<String, ApiError> {
         .ok_or_else(|| run.missing())
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/events",
-    params(("run_id" = String, Path, description = "run id (UUID) or `latest`"), EventQuery),
-    responses((status = 200, description = "events in arrival order", body = EventList), (status = 404, description = "no such run")))]
+#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/events", tag = "streams",
+    params(("run_id" = String, Path, description = "run id (a hyphenated UUID) or `latest`, the latest finished run", pattern = "^(?:latest|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$"), EventQuery),
+    responses((status = 200, description = "events in arrival order", body = EventList),
+              (status = 400, description = "invalid run id or query parameter", body = ProblemDoc, content_type = "application/problem+json"),
+              (status = 404, description = "no such run", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn list_events(
     State(ctx): State<Ctx>,
-    Path(run_id): Path<String>,
+    UrlPath(run_id): UrlPath<String>,
     ApiQuery(q): ApiQuery<EventQuery>,
 ) -> Result<Json<EventList>, ApiError> {
-    let page = Page {
-        limit: q.limit,
-        offset: q.offset,
-    };
-    let (limit, offset) = (page.limit(100, 1000)?, page.offset());
+    let (limit, offset) = page(q.limit, q.offset, 100, 1000)?;
     let stream = q
         .stream
         .map(|s| s.parse::<Stream>())
@@ -303,15 +506,28 @@ pub struct MalformedList {
     pub offset: u64,
 }
 
-#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/malformed",
-    params(("run_id" = String, Path, description = "run id (UUID) or `latest`"), Page),
-    responses((status = 200, description = "malformed messages in arrival order", body = MalformedList), (status = 404, description = "no such run")))]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MalformedQuery {
+    /// Messages per page (default 100).
+    #[param(minimum = 1, maximum = 1000, nullable = false)]
+    pub limit: Option<u32>,
+    /// Messages to skip (default 0).
+    #[param(minimum = 0, maximum = 9007199254740991u64, nullable = false)]
+    pub offset: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/streams/runs/{run_id}/malformed", tag = "streams",
+    params(("run_id" = String, Path, description = "run id (a hyphenated UUID) or `latest`, the latest finished run", pattern = "^(?:latest|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$"), MalformedQuery),
+    responses((status = 200, description = "malformed messages in arrival order", body = MalformedList),
+              (status = 400, description = "invalid run id or query parameter", body = ProblemDoc, content_type = "application/problem+json"),
+              (status = 404, description = "no such run", body = ProblemDoc, content_type = "application/problem+json")))]
 pub async fn list_malformed(
     State(ctx): State<Ctx>,
-    Path(run_id): Path<String>,
-    ApiQuery(page): ApiQuery<Page>,
+    UrlPath(run_id): UrlPath<String>,
+    ApiQuery(q): ApiQuery<MalformedQuery>,
 ) -> Result<Json<MalformedList>, ApiError> {
-    let (limit, offset) = (page.limit(100, 1000)?, page.offset());
+    let (limit, offset) = page(q.limit, q.offset, 100, 1000)?;
     let id = resolve(&ctx, &run_id).await?;
     let malformed = ctx
         .db
@@ -322,4 +538,131 @@ pub async fn list_malformed(
         limit,
         offset,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn duration_text_is_the_documented_language() {
+        let ok = [
+            ("1ms", 1),
+            ("3600000ms", 3_600_000),
+            ("20s", 20_000),
+            ("20", 20_000),
+            ("3600", 3_600_000),
+            ("2m", 120_000),
+            ("60m", 3_600_000),
+            ("1h", 3_600_000),
+        ];
+        for (t, ms) in ok {
+            assert_eq!(api_duration_text(t), Some(Duration::from_millis(ms)), "{t}");
+        }
+        for t in [
+            "",
+            "0",
+            "0s",
+            "05s",
+            "3601",
+            "3600001ms",
+            "61m",
+            "2h",
+            "1.5s",
+            " 1s",
+            "1s ",
+            "1 s",
+            "1min",
+            "+1s",
+            "-1s",
+            "1S",
+            "99999999999999999999s",
+            "s",
+        ] {
+            assert_eq!(api_duration_text(t), None, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn duration_seconds_are_range_checked() {
+        assert_eq!(api_duration_seconds(0.001), Some(Duration::from_millis(1)));
+        assert_eq!(
+            api_duration_seconds(3600.0),
+            Some(Duration::from_secs(3600))
+        );
+        for s in [0.0, 0.000_9, -1.0, 3600.001, 1e300, f64::NAN, f64::INFINITY] {
+            assert_eq!(api_duration_seconds(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn urls_are_the_documented_language_and_all_parse() {
+        for u in [
+            "http://localhost:8080",
+            "https://data-provider:8080/",
+            "http://127.0.0.1:65535/a/b.c_d~e-",
+            "http://0.0.0.0",
+            "http://a-b.c9",
+        ] {
+            assert!(is_http_url(u), "{u}");
+            let parsed = reqwest::Url::parse(u).unwrap();
+            assert!(matches!(parsed.scheme(), "http" | "https"));
+        }
+        for u in [
+            "ftp://x",
+            "HTTP://x",
+            "http://",
+            "http://-a",
+            "http://a-",
+            "http://xn--a",
+            "http://1a",
+            "http://256.1.1.1",
+            "http://01.1.1.1",
+            "http://1.1.1",
+            "http://a:0",
+            "http://a:65536",
+            "http://a:080",
+            "http://a:",
+            "http://a/%20",
+            "http://a?q",
+            "http://a#f",
+            "http://u@a",
+            "http://a..b",
+            "http://a.",
+            " http://a",
+        ] {
+            assert!(!is_http_url(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn run_ids_are_hyphenated_uuids_or_latest() {
+        assert!(matches!(RunRef::parse("latest"), Ok(RunRef::Latest)));
+        assert!(matches!(
+            RunRef::parse("6F1C1A5E-8A4B-4C43-9D7E-1F0E2A3B4C5D"),
+            Ok(RunRef::Id(id)) if id == "6f1c1a5e-8a4b-4c43-9d7e-1f0e2a3b4c5d"
+        ));
+        for s in [
+            "6f1c1a5e8a4b4c439d7e1f0e2a3b4c5d",
+            "{6f1c1a5e-8a4b-4c43-9d7e-1f0e2a3b4c5d}",
+            "urn:uuid:6f1c1a5e-8a4b-4c43-9d7e-1f0e2a3b4c5d",
+            "Latest",
+            "",
+        ] {
+            assert!(RunRef::parse(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn documented_patterns_are_the_checked_ones() {
+        let doc = serde_json::to_value(NativeApi::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let req = &schemas["HarvestRequest"]["properties"];
+        assert_eq!(req["source"]["pattern"], HTTP_URL_PATTERN);
+        assert_eq!(req["callback_url"]["pattern"], HTTP_URL_PATTERN);
+        assert_eq!(req["max_duration"]["oneOf"][1]["pattern"], DURATION_PATTERN);
+        let run = &doc["paths"]["/api/v1/streams/runs/{run_id}"]["get"]["parameters"][0];
+        assert_eq!(run["schema"]["pattern"], RUN_ID_PATTERN);
+    }
 }

@@ -38,8 +38,11 @@ pub struct Run {
     pub source: String,
     /// ISO 8601 UTC.
     pub started_at: String,
+    #[schema(required = true)]
     pub finished_at: Option<String>,
+    #[schema(required = true)]
     pub stop_reason: Option<String>,
+    #[schema(required = true)]
     pub error: Option<String>,
     pub consumption_ms: Consumption,
     pub events_total: u64,
@@ -49,9 +52,13 @@ pub struct Run {
 /// How long each stream was consumed, and the whole run, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct Consumption {
+    #[schema(required = true)]
     pub sytflix: Option<u64>,
+    #[schema(required = true)]
     pub sytazon: Option<u64>,
+    #[schema(required = true)]
     pub sysney: Option<u64>,
+    #[schema(required = true)]
     pub total: Option<u64>,
 }
 
@@ -88,7 +95,9 @@ pub struct Report {
     pub users_total: u64,
     /// Distinct (platform, show id) with release year 2020 or later.
     pub recent_shows: u64,
-    /// `stream-started` on Sytflix / all Sytflix events × 100; null without Sytflix events.
+    /// `stream-started` on Sytflix / all Sytflix events × 100, divided before multiplied (as
+    /// the replaced system did, so both give the same float); null without Sytflix events.
+    #[schema(required = true)]
     pub sytflix_start_rate: Option<f64>,
     pub successful_streams_total: u64,
     /// Every user, zeros included, by user id.
@@ -109,6 +118,7 @@ pub struct UserReport {
     /// "first last".
     pub user_name: String,
     /// Completed years at the run date; null without a date of birth.
+    #[schema(required = true)]
     pub age: Option<i32>,
     pub events: Vec<UserEvent>,
 }
@@ -117,7 +127,9 @@ pub struct UserReport {
 pub struct UserEvent {
     pub event: String,
     pub platform: String,
+    #[schema(required = true)]
     pub show_title: Option<String>,
+    #[schema(required = true)]
     pub first_actor: Option<String>,
     pub show_id: String,
     /// Europe/Amsterdam, `dd-MM-yyyy HH:mm:ss.SSS`.
@@ -205,7 +217,7 @@ pub fn report(run: Run, malformed: PerStream, mut events: Vec<ReportEvent>) -> R
         malformed_per_stream: malformed,
         users_total: users.len() as u64,
         recent_shows,
-        sytflix_start_rate: (sytflix > 0).then(|| sytflix_started as f64 * 100.0 / sytflix as f64),
+        sytflix_start_rate: (sytflix > 0).then(|| sytflix_started as f64 / sytflix as f64 * 100.0),
         successful_streams_total: streams.iter().map(|s| s.successful_streams).sum(),
         successful_streams: streams,
         users,

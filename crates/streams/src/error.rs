@@ -22,6 +22,12 @@ pub enum StreamsError {
         url: String,
         status: reqwest::StatusCode,
     },
+    #[error("cannot reach the source of {stream} at {url}: {detail}")]
+    Unreachable {
+        stream: Stream,
+        url: String,
+        detail: String,
+    },
     #[error("HTTP client: {0}")]
     Client(String),
     #[error("invalid {param}: {detail}")]

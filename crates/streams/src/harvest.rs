@@ -5,6 +5,8 @@
 //! Invariant: every admitted message is persisted, as an event or as malformed, so
 //! received = persisted + malformed. Messages that arrive after the stop are not admitted.
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -260,6 +262,8 @@ pub struct HarvestOutcome {
     pub reconnects_per_stream: [u64; 3],
     pub stream_ms: [Option<u64>; 3],
     pub total_ms: u64,
+    /// The replaced system's runtime file of a succeeded run, once written.
+    pub runtime_file: Option<PathBuf>,
 }
 
 /// Creates the harvest's job and run, and starts it. The handle yields the outcome; a
@@ -275,12 +279,76 @@ pub fn start(
     let id = job.id();
     let run_id = id.to_string();
     let params_json = serde_json::to_string(&params).unwrap_or_default();
-    let started = sluice_core::time::iso(chrono::Utc::now());
+    let started = chrono::Local::now();
+    let started_iso = sluice_core::time::iso(started.with_timezone(&chrono::Utc));
     ctx.db
-        .write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started))?;
+        .write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started_iso))?;
     job.start()?;
+    let runtime = RuntimeFile {
+        dir: ctx.settings.reports_dir(crate::NAME),
+        stamp: started.format(RUNTIME_STAMP_FORMAT).to_string(),
+    };
     let db = ctx.db.clone();
-    Ok((id, tokio::spawn(run(db, run_id, params, job))))
+    Ok((id, tokio::spawn(run(db, run_id, params, job, runtime))))
+}
+
+/// `strftime` of the runtime file's stamp: the run's local start time, as the original named
+/// its runs.
+const RUNTIME_STAMP_FORMAT: &str = "%Y%m%d_%H%M%S";
+
+/// The replaced system's runtime file of a run: `exec_report_<stamp>.txt` in the reports
+/// folder, a title line and how long each stream was listened to.
+struct RuntimeFile {
+    dir: PathBuf,
+    stamp: String,
+}
+
+impl RuntimeFile {
+    /// The original's text: its title and lines, trailing spaces included, seconds as Python
+    /// printed floats.
+    fn text(&self, times: &[Option<Duration>; 3]) -> String {
+        let mut text = format!("EXECUTION TIME FOR RUN {} \n", self.stamp);
+        for (stream, time) in Stream::ALL.iter().zip(times) {
+            if let Some(t) = time {
+                text.push_str(&format!(
+                    "{} was listened for {} seconds. \n",
+                    stream.name(),
+                    crate::compat::py_float_str(t.as_secs_f64())
+                ));
+            }
+        }
+        text
+    }
+
+    /// Writes the file; two runs started in the same second keep both files, the later one
+    /// with a `_<n>` suffix.
+    fn write(&self, times: &[Option<Duration>; 3]) -> Result<PathBuf, StreamsError> {
+        let failed = |path: &Path, source| StreamsError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| failed(&self.dir, e))?;
+        let text = self.text(times);
+        for n in 1u32.. {
+            let name = match n {
+                1 => format!("exec_report_{}.txt", self.stamp),
+                n => format!("exec_report_{}_{n}.txt", self.stamp),
+            };
+            let path = self.dir.join(name);
+            match std::fs::File::create_new(&path) {
+                Ok(mut f) => {
+                    f.write_all(text.as_bytes()).map_err(|e| failed(&path, e))?;
+                    return Ok(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(failed(&path, e)),
+            }
+        }
+        Err(failed(
+            &self.dir,
+            std::io::Error::other("no free runtime file name"),
+        ))
+    }
 }
 
 /// The initial pause before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
@@ -294,6 +362,7 @@ async fn run(
     run_id: String,
     params: HarvestParams,
     job: JobHandle,
+    runtime: RuntimeFile,
 ) -> Result<HarvestOutcome, StreamsError> {
     let gate = Arc::new(Gate {
         state: Mutex::new(GateState {
@@ -348,7 +417,7 @@ async fn run(
                 if let Err(e) = &result {
                     gate.stop(Stop::Failed(e.to_string()));
                 }
-                clock.elapsed().as_millis() as u64
+                clock.elapsed()
             })
         })
         .collect();
@@ -362,10 +431,11 @@ async fn run(
     };
     let (ends, ()) = tokio::join!(futures::future::join_all(tasks), timer);
     let total_ms = clock.elapsed().as_millis() as u64;
-    let mut stream_ms = [None; 3];
+    let mut stream_time = [None; 3];
     for (i, end) in ends.into_iter().enumerate() {
-        stream_ms[i] = end.ok();
+        stream_time[i] = end.ok();
     }
+    let stream_ms = stream_time.map(|t| t.map(|d| d.as_millis() as u64));
     let (job, tally) = writer
         .await
         .map_err(|e| StreamsError::Client(format!("the writer stopped: {e}")))?;
@@ -403,6 +473,13 @@ async fn run(
         total_ms,
     };
     db.write(|c| store::finish_run(c, &run_id, &end))?;
+    let runtime_file = match &error {
+        Some(_) => None,
+        None => runtime
+            .write(&stream_time)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot write the runtime file"))
+            .ok(),
+    };
     let outcome = HarvestOutcome {
         run_id,
         succeeded: error.is_none(),
@@ -413,6 +490,7 @@ async fn run(
         reconnects_per_stream: std::array::from_fn(|i| reconnects[i].load(Ordering::Relaxed)),
         stream_ms,
         total_ms,
+        runtime_file,
     };
     let summary = tally.summary(&outcome, &params.stop_name);
     match &outcome.error {
@@ -437,6 +515,8 @@ async fn consume(
     let mut backoff = FIRST_BACKOFF;
     let mut last_id: Option<String> = None;
     let mut connected_once = false;
+    // A source that never answered is taken as wrong, not as down for a moment.
+    let mut answered = false;
     while !cancel.is_cancelled() {
         if connected_once {
             reconnects[stream.index()].fetch_add(1, Ordering::Relaxed);
@@ -454,7 +534,10 @@ async fn consume(
             r = req.send() => r,
         };
         let mut resp = match sent {
-            Ok(r) if r.status().is_success() => r,
+            Ok(r) if r.status().is_success() => {
+                answered = true;
+                r
+            }
             Ok(r) if r.status().is_client_error() => {
                 let status = r.status();
                 return Err(if matches!(status.as_u16(), 401 | 403) {
@@ -472,9 +555,23 @@ async fn consume(
                 });
             }
             Ok(r) => {
+                answered = true;
                 tracing::warn!(%stream, status = %r.status(), "source error; retrying");
                 pause(cancel, &mut backoff).await;
                 continue;
+            }
+            Err(e) if !answered => {
+                let mut detail = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    detail = format!("{detail}: {c}");
+                    cause = c.source();
+                }
+                return Err(StreamsError::Unreachable {
+                    stream,
+                    url,
+                    detail,
+                });
             }
             Err(e) => {
                 tracing::warn!(%stream, error = %e, "cannot connect; retrying");
@@ -577,6 +674,7 @@ impl Tally {
                 "reconnects_per_stream".into(),
                 per_stream(o.reconnects_per_stream),
             ),
+            ("runtime_file".into(), json!(o.runtime_file)),
             (
                 "consumption_ms".into(),
                 json!({
@@ -634,6 +732,37 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert_eq!(human_ms(20_000), "20 s");
         assert_eq!(human_ms(1_500), "1.5 s");
+    }
+
+    #[test]
+    fn runtime_file_has_the_original_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RuntimeFile {
+            dir: dir.path().join("reports/streams"),
+            stamp: "20231207_170121".into(),
+        };
+        let times = [
+            Some(Duration::from_nanos(19_695_771_932)),
+            Some(Duration::from_secs(20)),
+            None,
+        ];
+        let want = "EXECUTION TIME FOR RUN 20231207_170121 \n\
+            sytflix was listened for 19.695771932 seconds. \n\
+            sytazon was listened for 20.0 seconds. \n";
+        assert_eq!(file.text(&times), want);
+        let first = file.write(&times).unwrap();
+        let second = file.write(&times).unwrap();
+        assert_eq!(
+            first,
+            dir.path()
+                .join("reports/streams/exec_report_20231207_170121.txt")
+        );
+        assert_eq!(
+            second,
+            dir.path()
+                .join("reports/streams/exec_report_20231207_170121_2.txt")
+        );
+        assert_eq!(std::fs::read_to_string(first).unwrap(), want);
     }
 
     #[test]

@@ -43,24 +43,6 @@ pub const NAME: &str = "streams";
 /// The `streams` domain, registered with the server and the CLI.
 pub struct StreamsDomain;
 
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        api::start_harvest,
-        api::list_runs,
-        api::get_run,
-        api::get_report,
-        api::list_events,
-        api::list_malformed,
-        compat::user_report,
-        compat::recent_shows,
-        compat::successful_streams,
-        compat::start_events,
-    ),
-    tags((name = "streams", description = "live stream harvests and their reports"))
-)]
-struct ApiDoc;
-
 impl Domain for StreamsDomain {
     fn name(&self) -> &'static str {
         NAME
@@ -74,7 +56,15 @@ impl Domain for StreamsDomain {
         api::router(ctx.clone()).merge(compat::router(ctx))
     }
 
+    /// Every route the router answers, native and compat. No route streams without end: the
+    /// simulator's SSE endpoints are served by `sluice simulate`, not by this router.
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        ApiDoc::openapi()
+        let mut doc = api::NativeApi::openapi();
+        doc.merge(compat::CompatApi::openapi());
+        doc.tags = Some(vec![utoipa::openapi::tag::TagBuilder::new()
+            .name(NAME)
+            .description(Some("live stream harvests and their reports"))
+            .build()]);
+        doc
     }
 }

@@ -260,6 +260,7 @@ pub struct StoredEvent {
     /// Arrival order in the run.
     pub seq: i64,
     pub stream: String,
+    #[schema(required = true)]
     pub id: Option<String>,
     pub event: String,
     /// ISO 8601 UTC.

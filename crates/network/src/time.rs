@@ -123,7 +123,8 @@ pub fn parse(s: &str, zone: Tz) -> Result<i64, String> {
 
 /// Parses an optional time parameter (empty = no filter); a bad one is a 400 naming it.
 pub fn param(name: &str, v: Option<&str>, zone: Tz) -> Result<Option<i64>, sluice_core::ApiError> {
-    match v {
+    // Python's JSON Schema tools match `^$` against a lone newline: an empty value too.
+    match v.map(|s| s.strip_suffix('\n').unwrap_or(s)) {
         None | Some("") => Ok(None),
         Some(s) => parse(s, zone)
             .map(Some)
@@ -162,6 +163,9 @@ mod tests {
         ] {
             assert_eq!(parse(s, zone), Ok(want), "{s:?}");
         }
+        assert_eq!(param("from", Some("\n"), Tz::UTC).unwrap(), None);
+        assert_eq!(param("from", Some(""), Tz::UTC).unwrap(), None);
+        assert!(param("from", Some(" "), Tz::UTC).is_err());
         // 03:30 on 2017-03-26 does not exist in Athens (clocks jump 03:00 → 04:00).
         assert!(parse("2017-03-26_03:30:00", athens).is_ok());
     }

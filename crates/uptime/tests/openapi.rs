@@ -148,7 +148,10 @@ fn declared_patterns_are_the_servers() {
     );
     let body = &doc["components"]["schemas"]["UptimeTriggerBody"];
     assert_eq!(body["properties"]["now"]["pattern"], INSTANT_PATTERN);
-    assert_eq!(body["properties"]["callback_url"]["format"], "uri");
+    assert_eq!(
+        body["properties"]["callback_url"]["pattern"],
+        sluice_core::http::HTTP_URL_PATTERN
+    );
     assert_eq!(body["additionalProperties"], false);
 }
 

@@ -14,7 +14,7 @@ root=$PWD
 bin=${1:-$root/target/debug/sluice}
 seed=$root/../shared/seed-data
 venv=$root/target/ci-venv
-work=$root/target/schemathesis
+work=${ST_WORK:-$root/target/schemathesis}
 st_version=4.32.5
 
 if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/st" --version 2>/dev/null | grep -q "$st_version"; then

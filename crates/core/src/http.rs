@@ -198,6 +198,52 @@ pub fn nullable_http_url_schema() -> utoipa::openapi::Object {
     o
 }
 
+/// Reads an optional JSON object body: empty, whitespace and `null` are `T::default()`, an
+/// object is read into `T`, and anything else (serde would take `[…]` for a struct) is a 400.
+pub fn optional_json_object<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    match value {
+        serde_json::Value::Null => Ok(T::default()),
+        serde_json::Value::Object(_) => serde_json::from_value(value).map_err(bad),
+        _ => Err(ApiError::bad_request(
+            "invalid JSON body: expected an object (or no body)",
+        )),
+    }
+}
+
+/// Deserializes an optional integer of a JSON body the way JSON Schema counts integers:
+/// `5` and `5.0` alike (the document's `type: integer` admits both), anything with a fraction
+/// or out of `T`'s range is an error. Use as `#[serde(default, deserialize_with =
+/// "sluice_core::http::json_integer")]`.
+pub fn json_integer<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::de::Error;
+    let Some(n) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = if let Some(i) = n.as_i64() {
+        Some(i128::from(i))
+    } else if let Some(u) = n.as_u64() {
+        Some(i128::from(u))
+    } else {
+        // Integral floats up to 2^63 fit; anything beyond is out of every range we take.
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.3e18)
+            .map(|f| f as i128)
+    };
+    let whole = whole.ok_or_else(|| D::Error::custom(format!("{n} is not an integer")))?;
+    T::try_from(whole)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
 /// `Query<T>` whose rejection is a problem+json 400 naming the parameter.
 pub struct ApiQuery<T>(pub T);
 
@@ -291,6 +337,25 @@ mod tests {
             let e = http_url("callback_url", bad).unwrap_err();
             assert_eq!(e.param.as_deref(), Some("callback_url"), "{bad}");
         }
+    }
+
+    #[test]
+    fn json_integers_as_json_schema_counts_them() {
+        #[derive(serde::Deserialize)]
+        struct B {
+            #[serde(default, deserialize_with = "json_integer")]
+            n: Option<u32>,
+        }
+        let n = |j: &str| serde_json::from_str::<B>(j).map(|b| b.n);
+        assert_eq!(n(r#"{"n": 5}"#).unwrap(), Some(5));
+        assert_eq!(n(r#"{"n": 5.0}"#).unwrap(), Some(5));
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        assert_eq!(n("{}").unwrap(), None);
+        assert!(n(r#"{"n": 5.5}"#).is_err());
+        assert!(n(r#"{"n": -1}"#).is_err());
+        assert!(n(r#"{"n": 4294967296}"#).is_err());
+        assert!(n(r#"{"n": 1e300}"#).is_err());
+        assert!(n(r#"{"n": "5"}"#).is_err());
     }
 
     #[test]

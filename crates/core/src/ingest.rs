@@ -300,21 +300,8 @@ async fn ingest_inbox(
     State(s): State<IngestState>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    // An empty body and `null` both mean "all inbox files, no callback".
-    let req: IngestRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        IngestRequest::default()
-    } else {
-        let bad = |e: serde_json::Error| ApiError::bad_request(format!("invalid JSON body: {e}"));
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(bad)?;
-        if !(value.is_object() || value.is_null()) {
-            return Err(ApiError::bad_request(
-                "invalid JSON body: expected an object with optional `files` and `callback_url`",
-            ));
-        }
-        serde_json::from_value::<Option<IngestRequest>>(value)
-            .map_err(bad)?
-            .unwrap_or_default()
-    };
+    // No body, or `null`: all inbox files, no callback.
+    let req: IngestRequest = crate::http::optional_json_object(&body)?;
     let job = start_inbox_job(&s.ctx, s.ingest, req.files, req.callback_url).await?;
     Ok(accepted(job))
 }

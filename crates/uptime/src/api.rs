@@ -128,6 +128,7 @@ pub struct TriggerBody {
     /// Distance within which a poll covers business time (default 120, or the
     /// `[uptime] coverage_minutes` setting).
     #[schema(minimum = 1, maximum = 4294967295i64)]
+    #[serde(default, deserialize_with = "sluice_core::http::json_integer")]
     pub coverage_minutes: Option<u32>,
     /// URL that receives the final job as a POST.
     #[schema(schema_with = sluice_core::http::nullable_http_url_schema)]
@@ -154,14 +155,8 @@ pub struct Triggered {
         (status = 404, description = "An unknown store in `stores`", body = ProblemDoc,
             content_type = "application/problem+json")))]
 pub async fn trigger(State(ctx): State<Ctx>, body: Bytes) -> Result<Response, ApiError> {
-    let body: TriggerBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TriggerBody::default()
-    } else {
-        // `null` is the empty body too: the document's body schema is `TriggerBody | null`.
-        serde_json::from_slice::<Option<TriggerBody>>(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
-            .unwrap_or_default()
-    };
+    // `null` is the empty body too: the document's body schema is `TriggerBody | null`.
+    let body: TriggerBody = sluice_core::http::optional_json_object(&body)?;
     if body.coverage_minutes == Some(0) {
         return Err(ApiError::bad_param(
             "coverage_minutes",

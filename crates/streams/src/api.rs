@@ -259,12 +259,29 @@ pub struct HarvestRequest {
     pub stop_name: Option<String>,
     /// Stop at this many events of `stop_name` (default 3; 0 disables).
     #[schema(minimum = 0, maximum = 4294967295u32)]
+    #[serde(default, deserialize_with = "whole_count")]
     pub stop_count: Option<u32>,
     /// An http(s) URL that receives the final job JSON.
     #[schema(
         pattern = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$"
     )]
     pub callback_url: Option<String>,
+}
+
+/// A count from 0 to `u32::MAX` written as any JSON number with no fraction (`3`, `3.0`):
+/// JSON Schema's `integer` takes both.
+fn whole_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
+        Ok(Some(n as u32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "stop_count {n} is not a whole number from 0 to {}",
+            u32::MAX
+        )))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -593,6 +610,27 @@ mod tests {
         );
         for s in [0.0, 0.000_9, -1.0, 3600.001, 1e300, f64::NAN, f64::INFINITY] {
             assert_eq!(api_duration_seconds(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn stop_count_is_any_whole_json_number_in_range() {
+        let count = |body: &str| {
+            serde_json::from_str::<HarvestRequest>(body)
+                .map(|r| r.stop_count)
+                .map_err(|_| ())
+        };
+        assert_eq!(count(r#"{"stop_count": 3}"#), Ok(Some(3)));
+        assert_eq!(count(r#"{"stop_count": 3.0}"#), Ok(Some(3)));
+        assert_eq!(count(r#"{"stop_count": 4294967295}"#), Ok(Some(u32::MAX)));
+        assert_eq!(count(r#"{"stop_count": null}"#), Ok(None));
+        assert_eq!(count("{}"), Ok(None));
+        for bad in ["3.5", "-1", "4294967296", "1e400", "\"3\""] {
+            assert_eq!(
+                count(&format!(r#"{{"stop_count": {bad}}}"#)),
+                Err(()),
+                "{bad}"
+            );
         }
     }
 

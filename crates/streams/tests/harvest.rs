@@ -312,6 +312,13 @@ async fn bad_requests_are_problems_naming_the_parameter() {
         let p: Value = resp.json().await.unwrap();
         assert_eq!(p["param"], param, "{body}");
     }
+    for body in [
+        r#"{"stop_count": 3.5}"#,
+        r#"{"stop_count": -1}"#,
+        r#"{"stop_count": 4294967296}"#,
+    ] {
+        assert_eq!(post(body).await.unwrap().status(), 400, "{body}");
+    }
     assert_eq!(post("{not json").await.unwrap().status(), 400);
     assert_eq!(post(r#"{"sauce": 1}"#).await.unwrap().status(), 400);
 

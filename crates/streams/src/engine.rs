@@ -319,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn start_rate_divides_before_it_multiplies() {
+        // The replaced system's order: 4 / 12 * 100 is 33.33333333333333, where
+        // 4 * 100 / 12 is 33.333333333333336.
+        let events = (0..12)
+            .map(|i| ev(i, if i < 4 { Started } else { Liked }, "s", "Sytflix"))
+            .collect();
+        let r = report(run(), PerStream::default(), events);
+        assert_eq!(r.sytflix_start_rate, Some(4.0 / 12.0 * 100.0));
+        assert_ne!(r.sytflix_start_rate, Some(4.0 * 100.0 / 12.0));
+    }
+
+    #[test]
     fn no_sytflix_events_no_rate() {
         let r = report(
             run(),

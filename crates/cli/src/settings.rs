@@ -49,6 +49,10 @@ pub struct ServeOpts {
     /// Bearer token required on every route that changes data.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Without a token: host names accepted in the `Host` header besides loopback ones
+    /// (comma-separated), e.g. a name in /etc/hosts that points at 127.0.0.1.
+    #[arg(long, env = "SLUICE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
     /// Secret that signs webhook bodies (header X-Sluice-Signature: sha256=<HMAC>).
     #[arg(long, env = "SLUICE_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
@@ -102,6 +106,11 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
         s.addr = a;
     }
     s.token = o.token.clone().or(file.token).filter(|t| !t.is_empty());
+    s.allowed_hosts = o
+        .allowed_hosts
+        .clone()
+        .or(file.allowed_hosts)
+        .unwrap_or_default();
     s.webhook_secret = o
         .webhook_secret
         .clone()

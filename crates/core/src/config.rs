@@ -16,6 +16,8 @@ pub struct Settings {
     pub addr: SocketAddr,
     /// Bearer token required on mutating routes; without one the server binds to loopback only.
     pub token: Option<String>,
+    /// Without a token, the `Host` names accepted besides loopback ones (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
     /// Secret used to sign webhook bodies (HMAC-SHA256).
     pub webhook_secret: Option<String>,
     /// Largest request body accepted, uploads included.
@@ -32,6 +34,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("./sluice-data"),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
+            allowed_hosts: Vec::new(),
             webhook_secret: None,
             max_body_bytes: 1 << 30,
             inbox_rescan_secs: 30,
@@ -73,6 +76,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub addr: Option<SocketAddr>,
     pub token: Option<String>,
+    pub allowed_hosts: Option<Vec<String>>,
     pub webhook_secret: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub inbox_rescan_secs: Option<u64>,

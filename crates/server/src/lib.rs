@@ -5,6 +5,7 @@
 //!   metrics, OpenAPI — and the layers (auth, body limit, metrics, tracing).
 //! - `jobs_api`: job snapshots and the push channels (SSE per job and for all jobs, WebSocket).
 //! - `auth`: bearer-token check on mutating routes.
+//! - `guard`: without a token, loopback `Host`, same-origin and JSON-only checks.
 //! - `metrics`: Prometheus counters and histograms.
 //! - [`testing`]: a real server on a random port with a fresh data directory, for tests.
 //!
@@ -13,6 +14,7 @@
 //! - Every domain's migrations run before its routes serve ([`prepare`]).
 
 mod auth;
+mod guard;
 mod jobs_api;
 mod metrics;
 pub mod testing;
@@ -172,6 +174,10 @@ pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             ctx.settings.token.clone().map(Arc::<str>::from),
             auth::require_token,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Guard::new(&ctx.settings),
+            guard::check,
         ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,

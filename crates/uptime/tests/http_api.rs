@@ -377,6 +377,7 @@ async fn native_report_rows_and_errors() {
     );
     let bad_json = reqwest::Client::new()
         .post(ts.url("/api/v1/uptime/reports"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

@@ -94,13 +94,99 @@ fn page(items: Vec<TripOut>, limit: u32) -> TripPage {
     }
 }
 
-/// A timestamp parameter.
+/// A real Gregorian day `YYYY-MM-DD` (years 0000..=9999, leap years included), the part of
+/// [`TIME_PATTERN`] before the time; also the compat `date` parameter's grammar.
+pub const DAY_GRAMMAR: &str = r"([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)";
+
+/// The grammar of the native time parameters (`from`, `to`), as their OpenAPI pattern: a
+/// day, optionally followed by `T` or a space, `HH:MM`, optional `:SS` with an optional
+/// fraction of 1..9 digits, and an optional offset `Z` or `±HH:MM`; no offset is UTC.
+/// [`parse_time`] accepts exactly these texts.
+pub const TIME_PATTERN: &str = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$";
+
+/// The number written by the ASCII digits `b[r]`, or `None` if any is not a digit (or `r` is
+/// past the end).
+fn digits_at(b: &[u8], r: std::ops::Range<usize>) -> Option<u32> {
+    b.get(r)?.iter().try_fold(0u32, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+    })
+}
+
+/// A real `YYYY-MM-DD` day ([`DAY_GRAMMAR`]).
+pub fn parse_day(s: &str) -> Option<chrono::NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let year = i32::try_from(digits_at(b, 0..4)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, digits_at(b, 5..7)?, digits_at(b, 8..10)?)
+}
+
+/// A time of [`TIME_PATTERN`], to the second (a fraction is dropped: times are stored in
+/// whole seconds, so `from=…:05.5` and `from=…:05` select the same trips).
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let day = parse_day(s.get(..10)?)?;
+    let Some(rest) = b.get(10..).filter(|r| !r.is_empty()) else {
+        return Some(Timestamp::from_secs(
+            day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),
+        ));
+    };
+    if !matches!(rest[0], b'T' | b' ') || rest.get(3) != Some(&b':') {
+        return None;
+    }
+    let (hour, minute) = (digits_at(rest, 1..3)?, digits_at(rest, 4..6)?);
+    let mut second = 0;
+    let mut at = 6;
+    if rest.get(at) == Some(&b':') {
+        second = digits_at(rest, at + 1..at + 3)?;
+        at += 3;
+        if rest.get(at) == Some(&b'.') {
+            let n = rest[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if !(1..=9).contains(&n) {
+                return None;
+            }
+            at += 1 + n;
+        }
+    }
+    let offset = match rest.get(at..)? {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (h, m) = (digits_at(&[*h1, *h2], 0..2)?, digits_at(&[*m1, *m2], 0..2)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = i64::from(h * 3600 + m * 60);
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    let time = chrono::NaiveTime::from_hms_opt(hour, minute, second)?;
+    Some(Timestamp::from_secs(
+        day.and_time(time).and_utc().timestamp() - offset,
+    ))
+}
+
+/// A time parameter ([`TIME_PATTERN`]), or a 400 naming it.
 pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, ApiError> {
     v.as_deref()
         .map(|s| {
-            sluice_core::time::parse_utc(s)
-                .map(|t| Timestamp::from_secs(t.timestamp()))
-                .map_err(|e| ApiError::bad_param(name, e))
+            parse_time(s).ok_or_else(|| {
+                ApiError::bad_param(
+                    name,
+                    format!(
+                        "`{}` is not a time; expected YYYY-MM-DD, optionally with THH:MM[:SS[.fraction]] and Z or ±HH:MM (UTC without one)",
+                        s.escape_debug()
+                    ),
+                )
+            })
         })
         .transpose()
 }
@@ -110,9 +196,16 @@ pub fn time_param(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, A
 pub struct TripsQuery {
     pub region: Option<String>,
     pub datasource: Option<String>,
-    /// Inclusive start (ISO 8601 or YYYY-MM-DD HH:MM:SS, UTC).
+    /// Inclusive start: `YYYY-MM-DD[THH:MM[:SS[.fraction]]][Z|±HH:MM]` (`T` or a space;
+    /// UTC without an offset).
+    #[param(
+        pattern = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+    )]
     pub from: Option<String>,
-    /// Exclusive end.
+    /// Exclusive end, the same form.
+    #[param(
+        pattern = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+    )]
     pub to: Option<String>,
     /// Cursor: only trips with a larger id.
     #[param(minimum = 0, maximum = 9007199254740991.0)]
@@ -300,18 +393,29 @@ async fn group_trips(
 pub struct WeeklyQuery {
     /// A region name; or give `bbox`. Neither: every trip.
     pub region: Option<String>,
-    /// `minLon,minLat,maxLon,maxLat` (inclusive).
+    /// `minLon,minLat,maxLon,maxLat`, inclusive, in plain decimal degrees; the corners may
+    /// come in either order. With `region`: the trips of the region that match the box.
+    #[param(
+        pattern = r"^-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)$"
+    )]
     pub bbox: Option<String>,
-    /// `origin` (default) | `destination` | `both` | `either` (with `bbox`).
+    /// Which ends of a trip must lie in `bbox`: `origin` (default) | `destination` | `both` |
+    /// `either`. Without `bbox` every trip matches and this has no effect.
     #[serde(rename = "match")]
     #[param(rename = "match", value_type = Option<Match>)]
     pub match_: Option<String>,
     /// `active` (default: weeks with at least one trip) | `span` (every week of the range).
     #[param(value_type = Option<WeeksMode>)]
     pub weeks: Option<String>,
-    /// Only ISO weeks from the one holding this time (ISO 8601 or YYYY-MM-DD).
+    /// Only ISO weeks from the one holding this time (the form of `/trips`' `from`).
+    #[param(
+        pattern = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+    )]
     pub from: Option<String>,
-    /// Only ISO weeks up to the one holding this time.
+    /// Only ISO weeks up to the one holding this time; before `from`'s week: no weeks.
+    #[param(
+        pattern = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
+    )]
     pub to: Option<String>,
 }
 
@@ -321,6 +425,12 @@ pub enum Area {
     All,
     Region(String),
     BBox(BBox, Match),
+    /// The trips of a region that match a box.
+    RegionBBox(String, BBox, Match),
+}
+
+fn bbox_param(b: &str) -> Result<BBox, ApiError> {
+    BBox::parse(b).map_err(|e| ApiError::bad_param("bbox", e))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -370,32 +480,13 @@ impl WeeklyRequest {
             }
         };
         let area = match (&q.region, &q.bbox) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad_param(
-                    "bbox",
-                    "give either region or bbox, not both",
-                ))
-            }
+            (Some(r), Some(b)) => Area::RegionBBox(r.clone(), bbox_param(b)?, m),
             (Some(r), None) => Area::Region(r.clone()),
-            (None, Some(b)) => Area::BBox(
-                BBox::parse(b).map_err(|e| ApiError::bad_param("bbox", e))?,
-                m,
-            ),
+            (None, Some(b)) => Area::BBox(bbox_param(b)?, m),
             (None, None) => Area::All,
         };
-        if q.match_.is_some() && !matches!(area, Area::BBox(..)) {
-            return Err(ApiError::bad_param(
-                "match",
-                "match applies to a bbox; give bbox=minLon,minLat,maxLon,maxLat",
-            ));
-        }
         let from = time_param("from", &q.from)?.map(Week::of);
         let to = time_param("to", &q.to)?.map(Week::of);
-        if let (Some(a), Some(b)) = (from, to) {
-            if a > b {
-                return Err(ApiError::bad_param("to", "to must not be before from"));
-            }
-        }
         Ok(WeeklyRequest {
             area,
             mode,
@@ -409,9 +500,12 @@ impl WeeklyRequest {
             Area::All => store::weekly_region(c, None, self.range)?,
             Area::Region(r) => store::weekly_region(c, Some(r), self.range)?,
             Area::BBox(b, m) => store::weekly_bbox(c, b, *m, self.range)?,
+            Area::RegionBBox(r, b, m) => store::weekly_region_bbox(c, r, b, *m, self.range)?,
         };
         let data = store::dataset_weeks(c)?;
         let span = match (self.range.from, self.range.to, data) {
+            // `to` before `from`: a range without weeks.
+            (Some(a), Some(b), _) if a > b => None,
             (Some(a), Some(b), _) => Some((a, b)),
             (Some(a), None, Some((_, b))) => Some((a, b.max(a))),
             (None, Some(b), Some((a, _))) => Some((a.min(b), b)),
@@ -430,6 +524,7 @@ impl WeeklyRequest {
             Area::All => (None, None, None),
             Area::Region(r) => (Some(r.clone()), None, None),
             Area::BBox(b, m) => (None, Some(*b), Some(*m)),
+            Area::RegionBBox(r, b, m) => (Some(r.clone()), Some(*b), Some(*m)),
         };
         Ok(WeeklyOut {
             region,
@@ -502,4 +597,140 @@ async fn counts(
             .map(|(name, trips)| CountJson { name, trips })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+    use rand::{Rng, SeedableRng};
+
+    /// A random text close to the time grammar: a day and time from pieces around the
+    /// grammar's edges (month and day bounds, leap days, 24:00, 60 seconds, 10-digit
+    /// fractions, lower-case letters, offsets without a colon), sometimes mutated by an edit.
+    fn near_time(rng: &mut impl Rng) -> String {
+        fn pick<'a>(rng: &mut impl Rng, a: &[&'a str]) -> &'a str {
+            a[rng.random_range(0..a.len())]
+        }
+        let year = pick(
+            rng,
+            &[
+                "0000", "1900", "1970", "2000", "2018", "2023", "2024", "2100", "2400", "9999",
+                "999", "20180",
+            ],
+        );
+        let month = format!("{:02}", rng.random_range(0..=13));
+        let day = if rng.random_bool(0.5) {
+            format!("{:02}", rng.random_range(0..=32))
+        } else {
+            pick(rng, &["28", "29", "30", "31", "1"]).to_owned()
+        };
+        let mut t = format!("{year}-{month}-{day}");
+        if rng.random_bool(0.7) {
+            t.push_str(pick(rng, &["T", "T", " ", "t", "_"]));
+            t.push_str(pick(rng, &["00", "09", "23", "24", "9"]));
+            t.push(':');
+            t.push_str(pick(rng, &["00", "30", "59", "60"]));
+            if rng.random_bool(0.6) {
+                t.push(':');
+                t.push_str(pick(rng, &["00", "07", "59", "60"]));
+                if rng.random_bool(0.5) {
+                    t.push_str(pick(rng, &[".", ".5", ".123456789", ".1234567890"]));
+                }
+            }
+            t.push_str(pick(
+                rng,
+                &[
+                    "", "", "Z", "z", "+00:00", "-23:59", "+05:30", "+24:00", "+05:60", "+0530",
+                    " UTC",
+                ],
+            ));
+        } else if rng.random_bool(0.1) {
+            t.push('Z');
+        }
+        if rng.random_range(0..4) == 0 {
+            const EDITS: &[u8] = b"0123456789-:T .Z+";
+            let at = rng.random_range(0..t.len());
+            let c = char::from(EDITS[rng.random_range(0..EDITS.len())]);
+            match rng.random_range(0..3) {
+                0 => t.insert(at, c),
+                1 => {
+                    t.remove(at);
+                }
+                _ => t.replace_range(at..=at, &c.to_string()),
+            }
+        }
+        t
+    }
+
+    /// What chrono makes of a text of the grammar, completed to RFC 3339.
+    fn chrono_secs(t: &str) -> i64 {
+        let mut full = t.replacen(' ', "T", 1);
+        if full.len() == 10 {
+            full.push_str("T00:00");
+        }
+        let offset_at = full[11..]
+            .find(['Z', '+', '-'])
+            .map_or(full.len(), |i| i + 11);
+        let (time, offset) = full.split_at(offset_at);
+        let seconds = if time.len() == 16 { ":00" } else { "" };
+        let offset = if offset.is_empty() { "Z" } else { offset };
+        let rfc = format!("{time}{seconds}{offset}");
+        DateTime::parse_from_rfc3339(&rfc)
+            .unwrap_or_else(|e| panic!("{rfc}: {e}"))
+            .timestamp()
+    }
+
+    #[test]
+    fn times_are_exactly_the_time_pattern() {
+        let re = regex::Regex::new(TIME_PATTERN).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..200_000 {
+            let t = near_time(&mut rng);
+            let parsed = parse_time(&t);
+            assert_eq!(re.is_match(&t), parsed.is_some(), "{t:?}: {parsed:?}");
+            match parsed {
+                Some(ts) => {
+                    valid += 1;
+                    assert_eq!(ts.secs(), chrono_secs(&t), "{t}");
+                }
+                None => invalid += 1,
+            }
+        }
+        // Both sides of the grammar were exercised in quantity.
+        assert!(
+            valid > 10_000 && invalid > 10_000,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn every_day_of_the_day_grammar_is_a_real_day() {
+        let re = regex::Regex::new(&format!("^{DAY_GRAMMAR}$")).unwrap();
+        for y in (0..=2404).chain([9999]) {
+            for m in 0..=13 {
+                for d in 0..=32 {
+                    let t = format!("{y:04}-{m:02}-{d:02}");
+                    let real = chrono::NaiveDate::from_ymd_opt(y, m, d).is_some();
+                    assert_eq!(re.is_match(&t), real, "{t}");
+                    assert_eq!(parse_day(&t).is_some(), real, "{t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_time_pattern_starts_with_the_day_grammar() {
+        assert!(TIME_PATTERN.starts_with(&format!("^{DAY_GRAMMAR}(")));
+    }
+
+    #[test]
+    fn the_patterns_in_the_document_are_the_checked_ones() {
+        let doc = serde_json::to_string(&TripsApi::openapi()).unwrap();
+        for p in [TIME_PATTERN, engine::BBOX_PATTERN] {
+            let quoted = serde_json::to_string(p).unwrap();
+            assert!(doc.contains(&quoted), "{p} missing from the document");
+        }
+    }
 }

@@ -15,15 +15,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, ProblemDoc};
+use sluice_core::http::{ApiQuery, ProblemDoc, SseEvent};
 use sluice_core::jobs::{FileResult, FileStatus, JobFilter, JobState};
 use sluice_core::{ApiError, Ctx, FileIngest, Job, JobId};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::api::{count_by, Area, CountColumn, WeeklyRequest};
+use crate::api::{count_by, parse_day, Area, CountColumn, WeeklyRequest};
 use crate::engine::WeeksMode;
 use crate::ingest::{CURRENT_FILE, DOMAIN, LEAD_TIMES};
 use crate::parse::Timestamp;
@@ -51,7 +51,8 @@ use crate::store::{self, CoordPrefix, CountBy, TripFilter, TripOut, WeekRange};
         WeeklyAvgList,
         IngestStatus,
         FileOutcome,
-        ProblemDoc
+        ProblemDoc,
+        SseEvent
     ))
 )]
 pub struct CompatApi;
@@ -154,11 +155,12 @@ pub struct VehiclesQuery {
     pub destination_coord_point_y: Option<String>,
     /// `YYYY-MM-DD`: trips of that UTC day.
     #[param(
-        pattern = r"^(|[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)$"
+        pattern = r"^(|([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29))$"
     )]
     pub date: Option<String>,
     /// Most trips answered, default 10, no upper bound (the answer streams).
-    #[param(value_type = Option<u64>, minimum = 0)]
+    // `u128` only for the schema: an integer without a `format` bounding it.
+    #[param(value_type = Option<u128>, minimum = 0)]
     pub limit: Option<String>,
 }
 
@@ -202,26 +204,15 @@ fn one_coord(
     })
 }
 
-/// A real `YYYY-MM-DD` day (the parameter's pattern).
-fn day(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        s.get(r)?.bytes().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
-}
-
 /// A non-negative integer in decimal digits; past `u64` is as good as unbounded.
 fn count_param(param: &str, s: &str) -> Result<u64, ApiError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_param(
             param,
-            format!("`{s}` is not a {param}; expected a non-negative integer"),
+            format!(
+                "`{}` is not a {param}; expected a non-negative integer",
+                s.escape_debug()
+            ),
         ));
     }
     Ok(s.parse().unwrap_or(u64::MAX))
@@ -237,7 +228,7 @@ impl VehiclesQuery {
         let (from, to) = match given(&self.date) {
             None => (None, None),
             Some(d) => {
-                let start = day(d)
+                let start = parse_day(d)
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .ok_or_else(|| {
                         ApiError::bad_param(
@@ -381,7 +372,10 @@ fn native_id(s: &str) -> Result<Option<i64>, ApiError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::bad_param(
             "id",
-            format!("`{s}` is not a vehicle id; expected a non-negative integer"),
+            format!(
+                "`{}` is not a vehicle id; expected a non-negative integer",
+                s.escape_debug()
+            ),
         ));
     }
     Ok(s.parse::<i64>().ok().and_then(|i| i.checked_add(1)))
@@ -389,7 +383,8 @@ fn native_id(s: &str) -> Result<Option<i64>, ApiError> {
 
 /// One trip by its 0-based id, or 404.
 #[utoipa::path(get, path = "/vehicles/{id}",
-    params(("id" = u64, Path, minimum = 0, description = "0-based, in input order")),
+    // `u128`: an integer without a `format` bounding it; past the last trip is a 404.
+    params(("id" = u128, Path, minimum = 0, description = "0-based, in input order")),
     responses(
         (status = 200, body = Vehicle),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json",
@@ -757,7 +752,7 @@ fn latest_job(ctx: &Ctx) -> Result<Option<Job>, ApiError> {
 /// the next) ingestion.
 #[utoipa::path(get, path = "/vehicles/ingest-data/status",
     responses((status = 200, description = "the status; an SSE stream of it with `Accept: text/event-stream`",
-        content((IngestStatus = "application/json"), (String = "text/event-stream")))))]
+        content((IngestStatus = "application/json"), (SseEvent = "text/event-stream")))))]
 async fn ingest_status(
     State(s): State<CompatState>,
     headers: HeaderMap,
@@ -839,7 +834,7 @@ mod tests {
     /// A prefix of a coordinate's text (`LIKE 'value%'`); empty is no filter.
     const COORD_PATTERN: &str = r"^(-?[0-9]+(\.[0-9]*)?)?$";
     /// `YYYY-MM-DD`, a real Gregorian day (leap years included); empty is no filter.
-    const DATE_PATTERN: &str = r"^(|[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)$";
+    const DATE_PATTERN: &str = r"^(|([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29))$";
 
     #[test]
     fn averages_print_as_postgres_numeric() {
@@ -865,6 +860,11 @@ mod tests {
     }
 
     #[test]
+    fn the_date_pattern_is_the_native_day_grammar() {
+        assert_eq!(DATE_PATTERN, format!("^(|{})$", crate::api::DAY_GRAMMAR));
+    }
+
+    #[test]
     fn days_are_exactly_the_date_pattern() {
         let re = regex::Regex::new(DATE_PATTERN).unwrap();
         let mut texts = vec![String::new(), "2018-5-21".into(), "20180521".into()];
@@ -876,7 +876,7 @@ mod tests {
             }
         }
         for t in texts {
-            let accepted = t.is_empty() || day(&t).is_some();
+            let accepted = t.is_empty() || parse_day(&t).is_some();
             assert_eq!(re.is_match(&t), accepted, "{t}");
         }
     }

@@ -103,28 +103,61 @@ pub struct BBox {
     pub max_lat: f64,
 }
 
+/// The grammar of a box parameter, `minLon,minLat,maxLon,maxLat`, as its OpenAPI pattern: four
+/// plain decimals (no exponent, sign only `-`, no leading zeros, digits on both sides of a
+/// point), longitudes within -180..=180 and latitudes within -90..=90 by their digits.
+/// [`BBox::parse`] accepts exactly these texts.
+pub const BBOX_PATTERN: &str = r"^-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?),-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?)$";
+
+/// A decimal of [`BBOX_PATTERN`] whose magnitude is at most `max` (an integer): its value,
+/// else `None`. Decided on the digits, so that `180.000…01` is out however f64 rounds it.
+fn bounded_decimal(s: &str, max: u32) -> Option<f64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match digits.split_once('.') {
+        Some((int, frac)) if !frac.is_empty() => (int, frac),
+        Some(_) => return None,
+        None => (digits, ""),
+    };
+    let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || int.len() > 3 || (int.len() > 1 && int.starts_with('0')) {
+        return None;
+    }
+    if !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let whole: u32 = int.parse().ok()?;
+    if whole > max || (whole == max && frac.bytes().any(|b| b != b'0')) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 impl BBox {
-    /// `minLon,minLat,maxLon,maxLat`.
+    /// `minLon,minLat,maxLon,maxLat` ([`BBOX_PATTERN`]); the corners may come in either order
+    /// (each axis is normalised to min..=max).
     pub fn parse(s: &str) -> Result<BBox, String> {
-        let expected = "expected bbox=minLon,minLat,maxLon,maxLat in degrees";
-        let v: Vec<f64> = s
-            .split(',')
-            .map(|p| p.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| format!("`{s}`: {expected}"))?;
-        let [min_lon, min_lat, max_lon, max_lat] = v[..] else {
-            return Err(format!("`{s}`: {expected}"));
+        let bad = || {
+            format!(
+                "`{}`: expected bbox=minLon,minLat,maxLon,maxLat in plain decimal degrees, \
+                 longitudes -180..180, latitudes -90..90",
+                s.escape_debug()
+            )
         };
-        let lo = Point::new(min_lon, min_lat).map_err(|e| format!("`{s}`: {e}"))?;
-        let hi = Point::new(max_lon, max_lat).map_err(|e| format!("`{s}`: {e}"))?;
-        if lo.lon() > hi.lon() || lo.lat() > hi.lat() {
-            return Err(format!("`{s}`: min must not exceed max; {expected}"));
+        let mut parts = s.split(',');
+        let mut next = |max| parts.next().and_then(|p| bounded_decimal(p, max));
+        let (Some(lon_a), Some(lat_a), Some(lon_b), Some(lat_b)) =
+            (next(180), next(90), next(180), next(90))
+        else {
+            return Err(bad());
+        };
+        if parts.next().is_some() {
+            return Err(bad());
         }
         Ok(BBox {
-            min_lon,
-            min_lat,
-            max_lon,
-            max_lat,
+            min_lon: lon_a.min(lon_b),
+            min_lat: lat_a.min(lat_b),
+            max_lon: lon_a.max(lon_b),
+            max_lat: lat_a.max(lat_b),
         })
     }
 
@@ -854,5 +887,125 @@ mod tests {
         assert_eq!(g.bucket_span(0), ("23:30".into(), "00:30".into()));
         assert!(GroupConfig::new(7, 7).is_err());
         assert!(GroupConfig::new(16, 60).is_err());
+    }
+
+    /// A random text close to the box grammar: valid decimals, or pieces around the grammar's
+    /// edges (signs, leading zeros, 89..91 and 179..181, fractions, exponents); usually four
+    /// parts, sometimes mutated by a random edit.
+    fn near_bbox(rng: &mut impl Rng) -> String {
+        const SIGNS: [&str; 4] = ["", "", "-", "+"];
+        const INTS: [&str; 17] = [
+            "0", "00", "1", "9", "07", "10", "45", "89", "90", "91", "99", "100", "179", "180",
+            "181", "1000", "",
+        ];
+        const FRACS: [&str; 10] = [
+            "",
+            "",
+            ".",
+            ".0",
+            ".00",
+            ".5",
+            ".000001",
+            ".0000000000000000001",
+            "e1",
+            ".5.5",
+        ];
+        let parts = if rng.random_range(0..10) == 0 {
+            rng.random_range(1..7)
+        } else {
+            4
+        };
+        let clean = rng.random_bool(0.5);
+        let mut t = (0..parts)
+            .map(|i| {
+                if clean {
+                    // A valid decimal of the part's axis: lon 0..=180, lat 0..=90.
+                    let max = if i % 2 == 0 { 180 } else { 90 };
+                    let int = rng.random_range(0..=max);
+                    let sign = if rng.random_bool(0.5) { "-" } else { "" };
+                    let digits = rng.random_range(0..4usize);
+                    let frac: String = (0..digits)
+                        .map(|_| {
+                            if int == max {
+                                '0'
+                            } else {
+                                char::from(b'0' + rng.random_range(0..10u8))
+                            }
+                        })
+                        .collect();
+                    let point = if digits > 0 { "." } else { "" };
+                    return format!("{sign}{int}{point}{frac}");
+                }
+                let pick = |rng: &mut dyn rand::RngCore, a: &[&'static str]| {
+                    a[rng.random_range(0..a.len())]
+                };
+                format!(
+                    "{}{}{}",
+                    pick(rng, &SIGNS),
+                    pick(rng, &INTS),
+                    pick(rng, &FRACS)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        if rng.random_range(0..4) == 0 && !t.is_empty() {
+            const EDITS: &[u8] = b"0123456789.,-+ eE";
+            let at = rng.random_range(0..t.len());
+            let c = char::from(EDITS[rng.random_range(0..EDITS.len())]);
+            match rng.random_range(0..3) {
+                0 => t.insert(at, c),
+                1 => {
+                    t.remove(at);
+                }
+                _ => t.replace_range(at..=at, &c.to_string()),
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn boxes_are_exactly_the_bbox_pattern() {
+        let re = regex::Regex::new(BBOX_PATTERN).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..200_000 {
+            let t = near_bbox(&mut rng);
+            let parsed = BBox::parse(&t);
+            assert_eq!(re.is_match(&t), parsed.is_ok(), "{t:?}: {parsed:?}");
+            if let Ok(b) = parsed {
+                valid += 1;
+                // Normalised, within the world, and the same box with its corners swapped.
+                assert!(b.min_lon <= b.max_lon && b.min_lat <= b.max_lat, "{t}");
+                assert!(b.min_lon >= -180.0 && b.max_lon <= 180.0, "{t}");
+                assert!(b.min_lat >= -90.0 && b.max_lat <= 90.0, "{t}");
+                let v: Vec<&str> = t.split(',').collect();
+                let swapped = format!("{},{},{},{}", v[2], v[3], v[0], v[1]);
+                assert_eq!(BBox::parse(&swapped), Ok(b), "{t}");
+            } else {
+                invalid += 1;
+            }
+        }
+        // Both sides of the grammar were exercised in quantity.
+        assert!(
+            valid > 10_000 && invalid > 10_000,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn box_extremes_parse_to_their_values() {
+        let b = BBox::parse("180,90.000,-180.0,-90").unwrap();
+        assert_eq!(
+            (b.min_lon, b.min_lat, b.max_lon, b.max_lat),
+            (-180.0, -90.0, 180.0, 90.0)
+        );
+        for t in [
+            "180.0000000000000000001,0,0,0",
+            "0,90.01,0,0",
+            "1e1,0,0,0",
+            "0,0,0,0,",
+        ] {
+            assert!(BBox::parse(t).is_err(), "{t}");
+        }
     }
 }

@@ -1145,6 +1145,49 @@ pub fn weekly_bbox(
     })
 }
 
+/// Weekly counts of the trips of `region` matching `bbox` under `mode`. The rollups are
+/// not per region and box, so this reads the region's trips (page by page in id order, as
+/// the listing does): exact, at a cost that grows with the region's size.
+pub fn weekly_region_bbox(
+    c: &Connection,
+    region: &str,
+    bbox: &BBox,
+    mode: engine::Match,
+    range: WeekRange,
+) -> Result<BTreeMap<Week, u64>> {
+    use engine::Match;
+    const PAGE: u32 = 4096;
+    let mut out: BTreeMap<Week, u64> = BTreeMap::new();
+    let mut filter = TripFilter {
+        region: Some(region.to_owned()),
+        limit: PAGE,
+        ..TripFilter::default()
+    };
+    loop {
+        let page = trips(c, &filter)?;
+        for t in &page {
+            let (o, d) = (
+                bbox.contains(t.origin_lon, t.origin_lat),
+                bbox.contains(t.destination_lon, t.destination_lat),
+            );
+            let matched = match mode {
+                Match::Origin => o,
+                Match::Destination => d,
+                Match::Both => o && d,
+                Match::Either => o || d,
+            };
+            let week = Week::of(t.ts);
+            if matched && range.has(week) {
+                *out.entry(week).or_default() += 1;
+            }
+        }
+        match page.last() {
+            Some(t) if page.len() == PAGE as usize => filter.after = Some(t.id),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// A similar-trip group as listed.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GroupOut {

@@ -1,6 +1,6 @@
-//! Box answers equal a brute-force scan of the raw trips, for random boxes (many cutting
-//! through rollup cells, some aligned to cell edges) and all four match modes; listings
-//! equal the input, in input order. The data is loaded in many small batches, some added
+//! Box answers, of all trips and of one region's, equal a brute-force scan of the raw trips,
+//! for random boxes (many cutting through rollup cells, some aligned to cell edges) and all
+//! four match modes; listings equal the input, in input order. The data is loaded in many small batches, some added
 //! to the rollups mid-stream, as a large stream would be.
 
 mod common;
@@ -22,9 +22,19 @@ struct Trip {
     week: Week,
 }
 
-fn brute(trips: &[Trip], b: &BBox, m: Match, range: WeekRange) -> BTreeMap<Week, u64> {
+/// The weekly counts of the trips (of `region`, when given) matching the box.
+fn brute(
+    trips: &[Trip],
+    region: Option<&str>,
+    b: &BBox,
+    m: Match,
+    range: WeekRange,
+) -> BTreeMap<Week, u64> {
     let mut out = BTreeMap::new();
     for t in trips {
+        if region.is_some_and(|r| t.region != r) {
+            continue;
+        }
         if range.from.is_some_and(|f| t.week < f) || range.to.is_some_and(|x| t.week > x) {
             continue;
         }
@@ -94,6 +104,13 @@ fn boxes_match_brute_force() {
         }
     }
     assert_eq!(trips.len(), 6102);
+    let regions: Vec<String> = trips
+        .iter()
+        .map(|t| t.region.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(regions.len() >= 3, "{regions:?}");
 
     // Cities of the generator and the sample: boxes around them, from tiny to wide.
     let centres = [(7.68, 45.07), (14.43, 50.08), (9.99, 53.55), (13.4, 52.52)];
@@ -134,7 +151,14 @@ fn boxes_match_brute_force() {
                     .db
                     .read(|conn| store::weekly_bbox(conn, &b, m, range))
                     .unwrap();
-                prop_assert_eq!(got, brute(&trips, &b, m, range), "{:?} {:?}", b, m);
+                prop_assert_eq!(got, brute(&trips, None, &b, m, range), "{:?} {:?}", b, m);
+                let region = &regions[usize::from(how) % regions.len()];
+                let got = ctx
+                    .db
+                    .read(|conn| store::weekly_region_bbox(conn, region, &b, m, range))
+                    .unwrap();
+                let want = brute(&trips, Some(region), &b, m, range);
+                prop_assert_eq!(got, want, "{} {:?} {:?}", region, b, m);
             }
             Ok(())
         })
@@ -156,7 +180,7 @@ fn boxes_match_brute_force() {
                 .unwrap();
             assert_eq!(
                 got,
-                brute(&trips, &b, m, WeekRange::default()),
+                brute(&trips, None, &b, m, WeekRange::default()),
                 "{b:?} {m:?}"
             );
         }

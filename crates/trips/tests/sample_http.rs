@@ -60,6 +60,29 @@ async fn sample_gives_the_spec_values() {
         assert_eq!(st, 200);
         assert_eq!(avg(&v), want, "{m}: {v}");
         assert_eq!(v["trips"], trips, "{m}");
+        // The corners in the other order are the same box.
+        let (st, w) = get(
+            &s,
+            &format!("/api/v1/trips/weekly-average?bbox=14.45,50.2,14.2,49.9&match={m}"),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(w["series"], v["series"], "{m}");
+        // Regions partition the trips: the box's trips of each region add up to the box's.
+        let mut sum = 0;
+        for region in ["Hamburg", "Prague", "Turin"] {
+            let (st, r) = get(
+                &s,
+                &format!(
+                    "/api/v1/trips/weekly-average?region={region}&bbox=14.2,49.9,14.45,50.2&match={m}"
+                ),
+            )
+            .await;
+            assert_eq!(st, 200);
+            assert_eq!(r["region"], region);
+            sum += r["trips"].as_u64().unwrap();
+        }
+        assert_eq!(sum, trips, "{m}");
     }
     // Span: the dataset's five weeks.
     let (_, v) = get(
@@ -85,6 +108,31 @@ async fn sample_gives_the_spec_values() {
         (v["trips"].as_u64(), v["weeks"].as_u64()),
         (Some(10), Some(1))
     );
+    // A time with an offset: 2018-05-07T01:00+02:00 is still in W18 (Sunday 23:00 UTC).
+    let (_, w) = get(
+        &s,
+        "/api/v1/trips/weekly-average?region=Prague&from=2018-05-01T00:00:00.5Z&to=2018-05-07T01:00%2B02:00",
+    )
+    .await;
+    assert_eq!(w["series"], v["series"]);
+    // `to` before `from`: no weeks, in both modes; without a box, `match` changes nothing.
+    for weeks in ["active", "span"] {
+        let (st, v) = get(
+            &s,
+            &format!("/api/v1/trips/weekly-average?from=2018-05-20&to=2018-05-01&weeks={weeks}"),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(
+            (v["trips"].as_u64(), v["weeks"].as_u64()),
+            (Some(0), Some(0)),
+            "{v}"
+        );
+    }
+    let (_, turin) = get(&s, "/api/v1/trips/weekly-average?region=Turin").await;
+    let (st, both) = get(&s, "/api/v1/trips/weekly-average?region=Turin&match=both").await;
+    assert_eq!(st, 200);
+    assert_eq!(both["series"], turin["series"]);
 
     let (_, v) = get(&s, "/api/v1/trips/counts?by=datasource").await;
     let total: u64 = v
@@ -144,18 +192,20 @@ async fn bad_parameters_are_problems() {
     for (path, param) in [
         ("/vehicles/color/count", "column"),
         ("/api/v1/trips/weekly-average?bbox=1,2,3", "bbox"),
-        ("/api/v1/trips/weekly-average?bbox=3,0,1,1", "bbox"),
         ("/api/v1/trips/weekly-average?bbox=0,0,1,95", "bbox"),
+        ("/api/v1/trips/weekly-average?bbox=0,0,1e1,5", "bbox"),
+        ("/api/v1/trips/weekly-average?bbox=0,0,180.001,5", "bbox"),
+        ("/api/v1/trips/weekly-average?bbox=", "bbox"),
         (
             "/api/v1/trips/weekly-average?bbox=0,0,1,1&match=middle",
             "match",
         ),
-        (
-            "/api/v1/trips/weekly-average?region=Turin&match=both",
-            "match",
-        ),
         ("/api/v1/trips/weekly-average?weeks=all", "weeks"),
         ("/api/v1/trips/weekly-average?from=yesterday", "from"),
+        ("/api/v1/trips/weekly-average?to=2018-02-29", "to"),
+        ("/api/v1/trips/trips?from=", "from"),
+        ("/api/v1/trips/trips?to=2018-05-01T24:00", "to"),
+        ("/vehicles/18446744073709551616x", "id"),
         ("/vehicles?date=28-05-2018", "date"),
         ("/vehicles?limit=-1", "limit"),
         ("/vehicles/abc", "id"),

@@ -349,19 +349,21 @@ pub fn ingest_files(
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
     for path in files {
-        let mut live = summary.clone();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        live.extra.insert(
-            CURRENT_FILE.into(),
-            serde_json::json!(name.unwrap_or_default()),
-        );
-        job.set_summary(live);
-        // Which file is being read is news to status readers, not a throttled progress
-        // figure: re-setting the total publishes the snapshot at once.
-        job.set_total(job.snapshot().progress.total);
+        announce(job, &summary, &name.unwrap_or_default());
         summary = ingest_file(ctx, cfg, path, job, summary, limits)?;
     }
     Ok(summary)
+}
+
+/// Names the input about to be read in the job's live summary ([`CURRENT_FILE`]) and
+/// publishes it at once: which input is being read is news to status readers, not a
+/// throttled progress figure.
+fn announce(job: &JobHandle, summary: &Summary, name: &str) {
+    let mut live = summary.clone();
+    live.extra
+        .insert(CURRENT_FILE.into(), serde_json::json!(name));
+    job.publish_summary(live);
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
@@ -405,6 +407,7 @@ pub fn ingest_stream(
     job: &JobHandle,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
+    announce(job, &Summary::default(), name);
     let source = Source::Stream(name);
     load_input(ctx, cfg, source, reader, job, Summary::default(), limits)
 }

@@ -9,7 +9,10 @@ mod common;
 use common::*;
 use regex::Regex;
 use serde_json::{json, Value};
+use sluice_core::jobs::{JobState, NewJob};
+use sluice_core::{Domain, FileIngest};
 use sluice_server::testing::TestServer;
+use sluice_trips::{TripsDomain, TripsIngest};
 
 const STATUS: &str = "/vehicles/ingest-data/status";
 
@@ -363,12 +366,43 @@ async fn status_finished_after_the_sample() {
     assert_eq!(v["details"].as_array().unwrap().len(), 1);
 }
 
-/// Rows of the big file: enough that reading it takes far longer than one status request.
-const BIG_ROWS: u64 = 300_000;
+/// A reader of `buf`, then of the bytes a test sends, blocking until they come; it says once
+/// on `starved` that it has run out of bytes (everything given so far is consumed) and the
+/// input ends when the test drops the sender. While the test holds it, the ingestion cannot
+/// finish.
+struct Fed {
+    buf: Vec<u8>,
+    at: usize,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    starved: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::io::Read for Fed {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            if let Some(starved) = self.starved.take() {
+                let _ = starved.send(());
+            }
+            match self.rx.recv() {
+                Ok(bytes) => (self.buf, self.at) = (bytes, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
 
 #[tokio::test]
 async fn status_goes_nothing_running_finished_as_snapshot_and_stream() {
-    let s = server().await;
+    // No inbox watcher: the only ingestion is the one this test feeds.
+    let s = TestServer::start_unwatched(
+        vec![std::sync::Arc::new(TripsDomain) as std::sync::Arc<dyn Domain>],
+        |_| {},
+    )
+    .await;
     let (_, nothing) = get(&s, STATUS).await;
     assert_eq!(
         nothing,
@@ -381,33 +415,61 @@ async fn status_goes_nothing_running_finished_as_snapshot_and_stream() {
         let _ = tx.send(v.clone());
         is_finished(v)
     }));
-    let mut big = Vec::new();
-    let mut gen = sluice_trips::generate::Generator::new(7, 0.0);
-    sluice_trips::generate::write_csv(&mut gen, BIG_ROWS, &mut big).unwrap();
-    drop_in_inbox(&s, "big.csv", &big);
+    // The sample in two parts: the header and 60 rows first, the other 40 only once the
+    // running status was read.
+    let sample = std::fs::read(SAMPLE).unwrap();
+    let split = sample
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .nth(60)
+        .unwrap()
+        .0
+        + 1;
+    let (feed, fed) = std::sync::mpsc::channel();
+    let (starved_tx, starved) = tokio::sync::oneshot::channel();
+    let mut input = std::io::BufReader::new(Fed {
+        buf: sample[..split].to_vec(),
+        at: 0,
+        rx: fed,
+        starved: Some(starved_tx),
+    });
+    // The ingestion of the library on the server's own jobs and bus, as an upload runs.
+    let ctx = s.ctx.clone();
+    let job = ctx
+        .jobs
+        .create(NewJob::new("trips", "ingest", "bytes"))
+        .unwrap();
+    let ingestion = tokio::task::spawn_blocking(move || {
+        job.run(|job| TripsIngest.ingest_reader(&ctx, "fed.csv", &mut input, job))
+    });
+
+    // The first part is read and the ingestion waits for more: it is running, reading
+    // fed.csv, and stays so until the rest comes.
+    starved.await.unwrap();
+    let (st, running) = get(&s, STATUS).await;
+    assert_eq!(st, 200);
+    assert_running_shape(&running, "fed.csv");
+    assert_eq!(running["details"], json!([]));
+    // The rest, and the end of the input with the sender dropped.
+    feed.send(sample[split..].to_vec()).unwrap();
+    drop(feed);
 
     let mut pushed = Vec::new();
-    let mut running_snapshot = None;
     while let Some(v) = rx.recv().await {
-        if running_snapshot.is_none() && v["review"] == "big.csv: In progress.." {
-            // Caught running: the snapshot form says the same.
-            let (st, snap) = get(&s, STATUS).await;
-            assert_eq!(st, 200);
-            assert_eq!(snap, v);
-            running_snapshot = Some(snap);
-        }
         pushed.push(v);
     }
     reader.await.unwrap();
+    let job = ingestion.await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
 
     assert_eq!(pushed[0], nothing);
-    let running = running_snapshot.expect("a running status was pushed");
-    assert_running_shape(&running, "big.csv");
-    assert_eq!(running["details"], json!([]));
+    // The running status read as a snapshot was pushed too.
+    assert!(pushed.contains(&running), "{pushed:?}");
     let last = pushed.last().unwrap();
     assert_finished_shape(last);
-    assert_eq!(last["details"][0]["file"], "big.csv");
-    assert_eq!(last["details"][0]["num_rows"], BIG_ROWS);
+    assert_eq!(last["details"][0]["file"], "fed.csv");
+    assert_eq!(last["details"][0]["num_rows"], 100);
     // In order: nothing, then running ones (the original's start words, then the file),
     // then finished; each pushed only when it changed.
     let reviews: Vec<&str> = pushed
@@ -416,14 +478,14 @@ async fn status_goes_nothing_running_finished_as_snapshot_and_stream() {
         .collect();
     let first_file = reviews
         .iter()
-        .position(|r| *r == "big.csv: In progress..")
+        .position(|r| *r == "fed.csv: In progress..")
         .unwrap();
     assert!(reviews[1..first_file]
         .iter()
         .all(|r| *r == "Data Ingestion in Progress."));
     assert!(reviews[first_file..reviews.len() - 1]
         .iter()
-        .all(|r| *r == "big.csv: In progress.."));
+        .all(|r| *r == "fed.csv: In progress.."));
     assert!(pushed.windows(2).all(|w| w[0] != w[1]));
     let (_, snap) = get(&s, STATUS).await;
     assert_eq!(&snap, last);

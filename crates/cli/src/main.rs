@@ -98,6 +98,14 @@ fn open(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<(Ctx, Vec<
     Ok((ctx, domains))
 }
 
+/// Before anything is created or opened: refuses a listen address the settings forbid, and
+/// takes the data directory's serve lock.
+fn lock_for_serving(common: &Common, opts: &ServeOpts) -> anyhow::Result<sluice_server::ServeLock> {
+    let settings = settings::resolve(common, Some(opts))?;
+    sluice_server::check_listen(&settings)?;
+    Ok(sluice_server::ServeLock::acquire(&settings.data_dir)?)
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -109,10 +117,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(opts) => {
+            let _lock = lock_for_serving(&cli.common, &opts)?;
             let (ctx, domains) = open(&cli.common, Some(&opts))?;
             runtime()?.block_on(serve(ctx, domains, Vec::new()))
         }
         Command::Demo(opts) => {
+            let _lock = lock_for_serving(&cli.common, &opts)?;
             let (ctx, domains) = open(&cli.common, Some(&opts))?;
             let rt = runtime()?;
             let tries = rt.block_on(demo(&ctx))?;

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use sluice_core::config::FileConfig;
 use sluice_core::Settings;
@@ -122,7 +121,5 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     if let Some(r) = o.inbox_rescan_secs.or(file.inbox_rescan_secs) {
         s.inbox_rescan_secs = r;
     }
-    std::fs::create_dir_all(&s.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", s.data_dir.display()))?;
     Ok(s)
 }

@@ -50,8 +50,53 @@ pub enum ServeError {
         domain: &'static str,
         source: sluice_core::inbox::WatchError,
     },
+    #[error("another sluice server is serving the data directory {0} (its serve.lock is held): stop it, or give this one its own --data-dir")]
+    AlreadyServed(std::path::PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Refuses, before anything is created, to listen beyond loopback without a token.
+pub fn check_listen(settings: &sluice_core::Settings) -> Result<(), ServeError> {
+    if settings.token.is_none() && !settings.addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(settings.addr));
+    }
+    Ok(())
+}
+
+/// One server per data directory: held for the server's lifetime (the OS releases the lock
+/// when the process ends, however it ends). `sluice ingest` beside a server takes none.
+pub struct ServeLock {
+    _file: std::fs::File,
+}
+
+impl ServeLock {
+    pub fn acquire(data_dir: &std::path::Path) -> Result<ServeLock, ServeError> {
+        let path = data_dir.join("serve.lock");
+        let lock_err = |source| ServeError::Lock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(lock_err)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_err)?;
+        match file.try_lock() {
+            Ok(()) => Ok(ServeLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(ServeError::AlreadyServed(data_dir.to_owned()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(lock_err(e)),
+        }
+    }
 }
 
 /// Checks every domain's settings; a bad one names the domain and the setting.
@@ -203,9 +248,7 @@ pub fn watch_inboxes(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), Serve
 /// Binds the listener, refusing non-loopback addresses when no token is set.
 pub async fn bind(ctx: &Ctx) -> Result<tokio::net::TcpListener, ServeError> {
     let addr = ctx.settings.addr;
-    if ctx.settings.token.is_none() && !addr.ip().is_loopback() {
-        return Err(ServeError::NotLoopback(addr));
-    }
+    check_listen(&ctx.settings)?;
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })

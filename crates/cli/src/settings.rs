@@ -17,6 +17,10 @@ pub struct Common {
     /// Folder of the database, inboxes, spool and reports [default: ./sluice-data].
     #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// Largest decompressed size of one `.gz` input, in bytes; past it the file is rejected
+    /// [default: 64 GiB].
+    #[arg(long, env = "SLUICE_MAX_DECOMPRESSED_BYTES", global = true)]
+    pub max_decompressed_bytes: Option<u64>,
     /// IANA time zone in which the Flask compat routes `/kpi1`, `/kpi2` read `from`/`to` and
     /// print their times, as the original did in its host's zone (config: `[network]
     /// compat_time_zone`) [default: UTC].
@@ -61,6 +65,15 @@ pub struct ServeOpts {
     /// Seconds between safety-net rescans of the inbox folders [default: 30].
     #[arg(long, env = "SLUICE_INBOX_RESCAN_SECS")]
     pub inbox_rescan_secs: Option<u64>,
+    /// Seconds a client may take to send a request's head [default: 10].
+    #[arg(long, env = "SLUICE_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open [default: 60].
+    #[arg(long, env = "SLUICE_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Connections served at once [default: 1024].
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Settings> {
@@ -120,6 +133,21 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     }
     if let Some(r) = o.inbox_rescan_secs.or(file.inbox_rescan_secs) {
         s.inbox_rescan_secs = r;
+    }
+    if let Some(m) = common.max_decompressed_bytes.or(file.max_decompressed_bytes) {
+        s.max_decompressed_bytes = m;
+    }
+    if let Some(t) = o.header_read_timeout_secs.or(file.header_read_timeout_secs) {
+        s.header_read_timeout_secs = t;
+    }
+    if let Some(t) = o.idle_timeout_secs.or(file.idle_timeout_secs) {
+        s.idle_timeout_secs = t;
+    }
+    if let Some(n) = o.max_connections.or(file.max_connections) {
+        if n == 0 {
+            anyhow::bail!("max_connections must be at least 1");
+        }
+        s.max_connections = n;
     }
     Ok(s)
 }

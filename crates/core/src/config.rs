@@ -24,6 +24,15 @@ pub struct Settings {
     pub max_body_bytes: u64,
     /// Safety-net rescan period of the inbox watchers.
     pub inbox_rescan_secs: u64,
+    /// Largest decompressed size of one compressed input (`.gz`); a file that expands past it
+    /// is rejected, named, with nothing of it kept.
+    pub max_decompressed_bytes: u64,
+    /// How long a client may take to send a request's head before the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// How long an idle keep-alive connection is kept open.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
     /// Per-domain tables of the config file (`[trips]`, `[streams]`, …), read by the domains.
     pub domains: BTreeMap<String, toml::Table>,
 }
@@ -38,6 +47,10 @@ impl Default for Settings {
             webhook_secret: None,
             max_body_bytes: 1 << 30,
             inbox_rescan_secs: 30,
+            max_decompressed_bytes: 64 << 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
             domains: BTreeMap::new(),
         }
     }
@@ -80,6 +93,10 @@ pub struct FileConfig {
     pub webhook_secret: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub inbox_rescan_secs: Option<u64>,
+    pub max_decompressed_bytes: Option<u64>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
     #[serde(flatten)]
     pub domains: BTreeMap<String, toml::Value>,
 }

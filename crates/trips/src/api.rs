@@ -391,7 +391,8 @@ async fn group_trips(
 #[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
 pub struct WeeklyQuery {
-    /// A region name; or give `bbox`. Neither: every trip.
+    /// A region name; with `bbox`, the trips of the region that match the box (read trip by
+    /// trip: exact, slower than either alone). Neither: every trip.
     pub region: Option<String>,
     /// `minLon,minLat,maxLon,maxLat`, inclusive, in plain decimal degrees; the corners may
     /// come in either order. With `region`: the trips of the region that match the box.

@@ -306,12 +306,70 @@ async fn ingest_inbox(
     Ok(accepted(job))
 }
 
-/// Streams a body to a fresh spool folder under its own name.
+/// Removes whatever a previous server process left in a domain's spool (uploads whose job
+/// never ran to its end). Only for a process that serves the data directory alone.
+pub fn sweep_spool(ctx: &Ctx, domain: &str) -> std::io::Result<usize> {
+    let dir = ctx.settings.spool_dir(domain);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Removes spooled uploads with their folders.
+async fn discard_spooled(files: &[PathBuf]) {
+    for f in files {
+        if let Some(dir) = f.parent() {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+        }
+    }
+}
+
+/// What is left of a request's upload limit, shared by all its parts.
+pub struct UploadBudget {
+    limit: u64,
+    used: u64,
+}
+
+impl UploadBudget {
+    pub fn new(limit: u64) -> Self {
+        UploadBudget { limit, used: 0 }
+    }
+    fn take(&mut self, n: u64) -> Result<(), ApiError> {
+        self.used = self.used.saturating_add(n);
+        if self.used > self.limit {
+            return Err(too_large(self.limit));
+        }
+        Ok(())
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("upload larger than the limit of {limit} bytes (all files of a request together; setting max_body_bytes)"),
+    )
+}
+
+/// Streams a body to a fresh spool folder under its own name, charging `budget`.
 pub async fn spool_stream(
     ctx: &Ctx,
     domain: &str,
     name: &str,
     stream: impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Unpin,
+    budget: &mut UploadBudget,
 ) -> Result<PathBuf, ApiError> {
     let name = safe_file_name(name)?;
     let dir = ctx
@@ -326,21 +384,13 @@ pub async fn spool_stream(
         .await
         .map_err(ApiError::internal)?;
     let mut stream = stream;
-    let limit = ctx.settings.max_body_bytes;
-    let mut written = 0u64;
     let result: Result<(), ApiError> = async {
         while let Some(chunk) = stream
             .try_next()
             .await
             .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
         {
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("upload larger than the limit of {limit} bytes"),
-                ));
-            }
+            budget.take(chunk.len() as u64)?;
             file.write_all(&chunk).await.map_err(ApiError::internal)?;
         }
         file.flush().await.map_err(ApiError::internal)
@@ -436,41 +486,74 @@ async fn upload(
             ),
         ));
     }
-    let mut files = Vec::new();
-    if is_multipart {
-        let mut mp = Multipart::from_request(req, &())
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        while let Some(field) = mp
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request(e.body_text()))?
-        {
-            if field.name() != Some("file") {
-                return Err(ApiError::bad_request(format!(
-                    "unexpected form field `{}`: send each file as a `file` part (-F file=@name.csv)",
-                    field.name().unwrap_or("").escape_debug()
-                )));
-            }
-            let name = field
-                .file_name()
-                .map(str::to_owned)
-                .unwrap_or_else(default_name);
-            let stream = field.map_err(std::io::Error::other);
-            files.push(spool_stream(&s.ctx, domain, &name, Box::pin(stream)).await?);
-        }
-        if files.is_empty() {
-            return Err(ApiError::bad_request(
-                "the multipart body has no file part (send -F file=@name.csv)",
-            ));
-        }
-    } else {
-        let name = default_name();
-        let stream = Body::into_data_stream(req.into_body()).map_err(std::io::Error::other);
-        files.push(spool_stream(&s.ctx, domain, &name, Box::pin(stream)).await?);
+    let limit = s.ctx.settings.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
     }
-    let job = spawn(&s.ctx, s.ingest.clone(), files, callback_url)?;
-    Ok(accepted(job))
+    let mut budget = UploadBudget::new(limit);
+    let mut files = Vec::new();
+    // On any refusal, nothing of the request stays in the spool.
+    let spooled = spool_request(&s.ctx, domain, req, is_multipart, default_name, &mut budget, &mut files).await;
+    if let Err(e) = spooled {
+        discard_spooled(&files).await;
+        return Err(e);
+    }
+    match spawn(&s.ctx, s.ingest.clone(), files.clone(), callback_url) {
+        Ok(job) => Ok(accepted(job)),
+        Err(e) => {
+            discard_spooled(&files).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Spools every file of an upload request into `files`, as far as it gets.
+async fn spool_request(
+    ctx: &Ctx,
+    domain: &str,
+    req: Request,
+    is_multipart: bool,
+    default_name: impl Fn() -> String,
+    budget: &mut UploadBudget,
+    files: &mut Vec<PathBuf>,
+) -> Result<(), ApiError> {
+    if !is_multipart {
+        let stream = Body::into_data_stream(req.into_body()).map_err(std::io::Error::other);
+        files.push(spool_stream(ctx, domain, &default_name(), Box::pin(stream), budget).await?);
+        return Ok(());
+    }
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?;
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(e.body_text()))?
+    {
+        if field.name() != Some("file") {
+            return Err(ApiError::bad_request(format!(
+                "unexpected form field `{}`: send each file as a `file` part (-F file=@name.csv)",
+                field.name().unwrap_or("").escape_debug()
+            )));
+        }
+        let name = field
+            .file_name()
+            .map(str::to_owned)
+            .unwrap_or_else(&default_name);
+        let stream = field.map_err(std::io::Error::other);
+        files.push(spool_stream(ctx, domain, &name, Box::pin(stream), budget).await?);
+    }
+    if files.is_empty() {
+        return Err(ApiError::bad_request(
+            "the multipart body has no file part (send -F file=@name.csv)",
+        ));
+    }
+    Ok(())
 }
 
 use axum::extract::FromRequest;

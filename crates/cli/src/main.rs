@@ -257,12 +257,13 @@ async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> a
             );
         }
     }
+    let limits = sluice_server::ConnLimits::from_settings(&ctx.settings);
     let app = sluice_server::app(ctx, &domains);
-    sluice_server::serve(listener, app, async {
+    sluice_server::serve(listener, app, limits, async {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("stopping");
     })
-    .await?;
+    .await;
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 //! - `auth`: bearer-token check on mutating routes.
 //! - `guard`: without a token, loopback `Host`, same-origin and JSON-only checks.
 //! - `metrics`: Prometheus counters and histograms.
+//! - `connections`: the serve loop of [`serve`]: connection bound, header-read and idle
+//!   timeouts, graceful shutdown.
 //! - [`testing`]: a real server on a random port with a fresh data directory, for tests.
 //!
 //! # Invariants
@@ -14,6 +16,7 @@
 //! - Every domain's migrations run before its routes serve ([`prepare`]).
 
 mod auth;
+mod connections;
 mod guard;
 mod jobs_api;
 mod metrics;
@@ -29,6 +32,7 @@ use sluice_core::{Ctx, DbError, Domain};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
+pub use connections::ConnLimits;
 pub use metrics::Metrics;
 
 /// Largest buffered request body (JSON); uploads stream under their own limit.
@@ -254,14 +258,14 @@ pub async fn bind(ctx: &Ctx) -> Result<tokio::net::TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves HTTP/1.1 (keep-alive, upgrades) within `limits` until `shutdown` resolves; then
+/// stops accepting, lets the requests in flight finish for a bounded grace and closes the
+/// connections left. Dropping the future closes every connection it serves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+) {
+    connections::serve(listener, app, limits, shutdown).await
 }

@@ -87,9 +87,9 @@ impl TestServer {
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = crate::app(ctx.clone(), &domains);
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
+        let limits = crate::ConnLimits::from_settings(&ctx.settings);
+        // Aborting the task drops `serve`, which closes every connection it serves.
+        let task = tokio::spawn(crate::serve(listener, app, limits, std::future::pending()));
         TestServer {
             base,
             ctx,

@@ -134,7 +134,10 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     if let Some(r) = o.inbox_rescan_secs.or(file.inbox_rescan_secs) {
         s.inbox_rescan_secs = r;
     }
-    if let Some(m) = common.max_decompressed_bytes.or(file.max_decompressed_bytes) {
+    if let Some(m) = common
+        .max_decompressed_bytes
+        .or(file.max_decompressed_bytes)
+    {
         s.max_decompressed_bytes = m;
     }
     if let Some(t) = o.header_read_timeout_secs.or(file.header_read_timeout_secs) {

@@ -236,10 +236,20 @@ pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Starts the inbox watchers of the file-fed domains.
+/// Starts serving the file-fed domains: sweeps their spools of uploads a previous server
+/// left behind (this process holds the data directory's serve lock), then watches their
+/// inboxes.
 pub fn watch_inboxes(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), ServeError> {
     for d in domains {
         if let Some(ingest) = d.file_ingest() {
+            let swept = sluice_core::ingest::sweep_spool(ctx, d.name())?;
+            if swept > 0 {
+                tracing::warn!(
+                    domain = d.name(),
+                    uploads = swept,
+                    "removed uploads left in the spool by a previous server"
+                );
+            }
             sluice_core::inbox::watch(ctx.clone(), ingest).map_err(|source| ServeError::Watch {
                 domain: d.name(),
                 source,

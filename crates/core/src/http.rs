@@ -153,30 +153,79 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The URLs a client may give for the server to call (webhooks, stream sources): absolute
-/// `http`/`https` with a DNS name or IPv4 host, an optional port and a plain path. The
-/// OpenAPI document states this same pattern, so what it allows is exactly what is accepted.
-pub const HTTP_URL_PATTERN: &str = concat!(
-    r"^https?://[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
-    r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?",
-    r"(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?$"
-);
+/// The URLs a client may give for the server to call (webhooks, stream sources): `http` or
+/// `https`; a host name whose labels start with a letter (so it never reads as an IP
+/// address) or a dotted IPv4 address; an optional port from 1 to 65535; an optional path of
+/// unreserved characters. [`is_http_url`] accepts exactly this language (and at most
+/// [`MAX_URL_LEN`] bytes), every such URL parses, and the OpenAPI document states the same.
+pub const HTTP_URL_PATTERN: &str = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$";
+
+/// The longest URL taken.
+pub const MAX_URL_LEN: usize = 2048;
 
 /// Checks a URL the server will call against [`HTTP_URL_PATTERN`]; a 400 naming `param`.
 pub fn http_url(param: &str, value: &str) -> Result<String, ApiError> {
-    static RE: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(HTTP_URL_PATTERN).expect("valid pattern"));
-    if value.len() <= 2048 && RE.is_match(value) {
+    if value.len() <= MAX_URL_LEN && is_http_url(value) {
         Ok(value.to_owned())
     } else {
         Err(ApiError::bad_param(
             param,
             format!(
-                "`{}` is not an absolute http:// or https:// URL (host, optional port, path; at most 2048 bytes)",
+                "`{}` is not an http(s) URL of at most {MAX_URL_LEN} bytes; expected e.g. http://localhost:8080/hook",
                 value.escape_debug()
             ),
         ))
     }
+}
+
+/// Whether `s` is in the language of [`HTTP_URL_PATTERN`].
+pub fn is_http_url(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let path_ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b));
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && !p.starts_with('0')
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    path_ok && port_ok && (is_host_name(host) || is_dotted_ipv4(host))
+}
+
+/// Labels of letters, digits and single inner hyphens, each starting with a letter.
+fn is_host_name(host: &str) -> bool {
+    host.split('.').all(|label| {
+        let b = label.as_bytes();
+        b.first().is_some_and(u8::is_ascii_alphabetic)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && !label.contains("--")
+    })
+}
+
+/// Four decimal octets from 0 to 255 without leading zeros.
+fn is_dotted_ipv4(host: &str) -> bool {
+    let octets: Vec<&str> = host.split('.').collect();
+    octets.len() == 4
+        && octets.iter().all(|o| {
+            !o.is_empty()
+                && o.len() <= 3
+                && o.bytes().all(|b| b.is_ascii_digit())
+                && (o.len() == 1 || !o.starts_with('0'))
+                && o.parse::<u16>().is_ok_and(|n| n <= 255)
+        })
 }
 
 /// OpenAPI schema of a URL checked by [`http_url`], for `schema_with =`.
@@ -184,7 +233,7 @@ pub fn http_url_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::String)
         .pattern(Some(HTTP_URL_PATTERN))
-        .max_length(Some(2048))
+        .max_length(Some(MAX_URL_LEN))
         .description(Some("an absolute http:// or https:// URL"))
         .build()
 }
@@ -317,25 +366,55 @@ mod tests {
     }
 
     #[test]
-    fn server_urls_are_absolute_http() {
-        for ok in [
-            "http://127.0.0.1:8080/hook",
-            "https://example.com",
-            "http://a-b.c:65535/x/y%20z",
+    fn server_urls_are_the_documented_language_and_all_parse() {
+        for u in [
+            "http://localhost:8080",
+            "https://data-provider:8080/",
+            "http://127.0.0.1:65535/a/b.c_d~e-",
+            "http://0.0.0.0",
+            "http://a-b.c9",
         ] {
-            assert!(http_url("u", ok).is_ok(), "{ok}");
+            assert!(is_http_url(u), "{u}");
+            let parsed = reqwest::Url::parse(u).unwrap();
+            assert!(matches!(parsed.scheme(), "http" | "https"));
         }
-        for bad in [
+        for u in [
             "ftp://x",
+            "HTTP://x",
             "http://",
-            "/relative",
-            "http://x:65536/",
-            "http://x y/",
-            "file:///etc/passwd",
-            "javascript:alert(1)",
+            "http://-a",
+            "http://a-",
+            "http://xn--a",
+            "http://1a",
+            "http://256.1.1.1",
+            "http://01.1.1.1",
+            "http://1.1.1",
+            "http://a:0",
+            "http://a:65536",
+            "http://a:080",
+            "http://a:",
+            "http://a/%20",
+            "http://a?q",
+            "http://a#f",
+            "http://u@a",
+            "http://a..b",
+            "http://a.",
+            " http://a",
         ] {
-            let e = http_url("callback_url", bad).unwrap_err();
-            assert_eq!(e.param.as_deref(), Some("callback_url"), "{bad}");
+            assert!(!is_http_url(u), "{u}");
+            let e = http_url("callback_url", u).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("callback_url"), "{u}");
+        }
+        let long = format!("http://a/{}", "x".repeat(MAX_URL_LEN));
+        assert!(http_url("source", &long).is_err());
+        let re = regex::Regex::new(HTTP_URL_PATTERN).unwrap();
+        for u in [
+            "http://localhost:8080",
+            "http://1a",
+            "http://a:65536",
+            "http://0.0.0.0/x",
+        ] {
+            assert_eq!(re.is_match(u), is_http_url(u), "{u}");
         }
     }
 

@@ -130,12 +130,6 @@ pub const MIN_API_DURATION_S: f64 = 0.001;
 /// exactly this language.
 pub const DURATION_PATTERN: &str = "^(?:(?:[1-9][0-9]{0,5}|[1-2][0-9]{6}|3[0-5][0-9]{5}|3600000)ms|(?:[1-9][0-9]{0,2}|[1-2][0-9]{3}|3[0-5][0-9]{2}|3600)s?|(?:[1-9]|[1-5][0-9]|60)m|1h)$";
 
-/// An http(s) URL: a host name whose labels start with a letter (so it never reads as an IP
-/// address), or a dotted IPv4 address; an optional port from 1 to 65535; an optional path of
-/// unreserved characters. [`is_http_url`] accepts exactly this language, and every such URL
-/// parses.
-pub const HTTP_URL_PATTERN: &str = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$";
-
 /// A `max_duration` text per [`DURATION_PATTERN`].
 pub fn api_duration_text(s: &str) -> Option<std::time::Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -159,56 +153,6 @@ pub fn api_duration_seconds(s: f64) -> Option<std::time::Duration> {
     (MIN_API_DURATION_S..=MAX_API_DURATION_S)
         .contains(&s)
         .then(|| std::time::Duration::from_secs_f64(s))
-}
-
-/// Whether `s` is in the language of [`HTTP_URL_PATTERN`].
-pub fn is_http_url(s: &str) -> bool {
-    let Some(rest) = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let (host, port) = match authority.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (authority, None),
-    };
-    let path_ok = path
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b));
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 5
-            && !p.starts_with('0')
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
-    });
-    path_ok && port_ok && (is_host_name(host) || is_dotted_ipv4(host))
-}
-
-/// Labels of letters, digits and single inner hyphens, each starting with a letter.
-fn is_host_name(host: &str) -> bool {
-    host.split('.').all(|label| {
-        let b = label.as_bytes();
-        b.first().is_some_and(u8::is_ascii_alphabetic)
-            && b.last().is_some_and(u8::is_ascii_alphanumeric)
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-            && !label.contains("--")
-    })
-}
-
-/// Four decimal octets from 0 to 255 without leading zeros.
-fn is_dotted_ipv4(host: &str) -> bool {
-    let octets: Vec<&str> = host.split('.').collect();
-    octets.len() == 4
-        && octets.iter().all(|o| {
-            !o.is_empty()
-                && o.len() <= 3
-                && o.bytes().all(|b| b.is_ascii_digit())
-                && (o.len() == 1 || !o.starts_with('0'))
-                && o.parse::<u16>().is_ok_and(|n| n <= 255)
-        })
 }
 
 /// A duration as seconds (`20`, `1.5`) or text (`"20s"`, `"500ms"`, `"2m"`, `"1h"`).
@@ -247,9 +191,7 @@ fn max_duration_schema() -> utoipa::openapi::schema::Schema {
 #[serde(deny_unknown_fields)]
 pub struct HarvestRequest {
     /// Base URL of the events server, e.g. `http://localhost:8080`.
-    #[schema(
-        pattern = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$"
-    )]
+    #[schema(schema_with = sluice_core::http::nullable_http_url_schema)]
     pub source: Option<String>,
     pub user: Option<String>,
     pub password: Option<String>,
@@ -259,29 +201,11 @@ pub struct HarvestRequest {
     pub stop_name: Option<String>,
     /// Stop at this many events of `stop_name` (default 3; 0 disables).
     #[schema(minimum = 0, maximum = 4294967295u32)]
-    #[serde(default, deserialize_with = "whole_count")]
+    #[serde(default, deserialize_with = "sluice_core::http::json_integer")]
     pub stop_count: Option<u32>,
     /// An http(s) URL that receives the final job JSON.
-    #[schema(
-        pattern = "^https?://(?:[A-Za-z](?:-?[A-Za-z0-9])*(?:\\.[A-Za-z](?:-?[A-Za-z0-9])*)*|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?(?:/[A-Za-z0-9._~-]*)*$"
-    )]
+    #[schema(schema_with = sluice_core::http::nullable_http_url_schema)]
     pub callback_url: Option<String>,
-}
-
-/// A count from 0 to `u32::MAX` written as any JSON number with no fraction (`3`, `3.0`):
-/// JSON Schema's `integer` takes both.
-fn whole_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    let Some(n) = Option::<f64>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if n.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&n) {
-        Ok(Some(n as u32))
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "stop_count {n} is not a whole number from 0 to {}",
-            u32::MAX
-        )))
-    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -332,11 +256,8 @@ pub async fn start_harvest(
         })?),
     };
     for (param, value) in [("source", &req.source), ("callback_url", &req.callback_url)] {
-        if let Some(url) = value.as_deref().filter(|u| !is_http_url(u)) {
-            return Err(ApiError::bad_param(
-                param,
-                format!("`{url}` is not an http(s) URL; expected e.g. http://localhost:8080"),
-            ));
+        if let Some(url) = value.as_deref() {
+            sluice_core::http::http_url(param, url)?;
         }
     }
     let params = HarvestParams::resolve(
@@ -635,46 +556,6 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_the_documented_language_and_all_parse() {
-        for u in [
-            "http://localhost:8080",
-            "https://data-provider:8080/",
-            "http://127.0.0.1:65535/a/b.c_d~e-",
-            "http://0.0.0.0",
-            "http://a-b.c9",
-        ] {
-            assert!(is_http_url(u), "{u}");
-            let parsed = reqwest::Url::parse(u).unwrap();
-            assert!(matches!(parsed.scheme(), "http" | "https"));
-        }
-        for u in [
-            "ftp://x",
-            "HTTP://x",
-            "http://",
-            "http://-a",
-            "http://a-",
-            "http://xn--a",
-            "http://1a",
-            "http://256.1.1.1",
-            "http://01.1.1.1",
-            "http://1.1.1",
-            "http://a:0",
-            "http://a:65536",
-            "http://a:080",
-            "http://a:",
-            "http://a/%20",
-            "http://a?q",
-            "http://a#f",
-            "http://u@a",
-            "http://a..b",
-            "http://a.",
-            " http://a",
-        ] {
-            assert!(!is_http_url(u), "{u}");
-        }
-    }
-
-    #[test]
     fn run_ids_are_hyphenated_uuids_or_latest() {
         assert!(matches!(RunRef::parse("latest"), Ok(RunRef::Latest)));
         assert!(matches!(
@@ -697,8 +578,14 @@ mod tests {
         let doc = serde_json::to_value(NativeApi::openapi()).unwrap();
         let schemas = &doc["components"]["schemas"];
         let req = &schemas["HarvestRequest"]["properties"];
-        assert_eq!(req["source"]["pattern"], HTTP_URL_PATTERN);
-        assert_eq!(req["callback_url"]["pattern"], HTTP_URL_PATTERN);
+        assert_eq!(
+            req["source"]["pattern"],
+            sluice_core::http::HTTP_URL_PATTERN
+        );
+        assert_eq!(
+            req["callback_url"]["pattern"],
+            sluice_core::http::HTTP_URL_PATTERN
+        );
         assert_eq!(req["max_duration"]["oneOf"][1]["pattern"], DURATION_PATTERN);
         let run = &doc["paths"]["/api/v1/streams/runs/{run_id}"]["get"]["parameters"][0];
         assert_eq!(run["schema"]["pattern"], RUN_ID_PATTERN);

@@ -498,7 +498,16 @@ async fn upload(
     let mut budget = UploadBudget::new(limit);
     let mut files = Vec::new();
     // On any refusal, nothing of the request stays in the spool.
-    let spooled = spool_request(&s.ctx, domain, req, is_multipart, default_name, &mut budget, &mut files).await;
+    let spooled = spool_request(
+        &s.ctx,
+        domain,
+        req,
+        is_multipart,
+        default_name,
+        &mut budget,
+        &mut files,
+    )
+    .await;
     if let Err(e) = spooled {
         discard_spooled(&files).await;
         return Err(e);

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{Db, DbError, Migration};
+use crate::webhook::{Delivery, WebhookSender};
 
 pub(crate) fn migrations() -> Vec<Migration> {
     vec![Migration {
@@ -279,7 +280,8 @@ struct JobsInner {
     db: Db,
     live: Mutex<HashMap<JobId, Job>>,
     bus: broadcast::Sender<JobEvent>,
-    webhook_secret: Option<String>,
+    /// One per registry, so every webhook shares one HTTP client and one bounded queue.
+    webhooks: WebhookSender,
 }
 
 impl Jobs {
@@ -290,7 +292,7 @@ impl Jobs {
                 db,
                 live: Mutex::new(HashMap::new()),
                 bus,
-                webhook_secret,
+                webhooks: WebhookSender::new(webhook_secret),
             }),
         }
     }
@@ -658,7 +660,13 @@ impl JobHandle {
         self.jobs
             .publish(&format!("job.{}", state.as_str()), job.clone());
         if let Some(url) = job.callback_url.clone() {
-            crate::webhook::deliver(url, job.clone(), self.jobs.inner.webhook_secret.clone());
+            let body = serde_json::to_vec(&job).expect("a job serializes: plain data, string keys");
+            self.jobs.inner.webhooks.send(Delivery {
+                url,
+                event: format!("job.{}", state.as_str()),
+                job_id: job.id.to_string(),
+                body: body.into(),
+            });
         }
         persisted.map(|_| job)
     }

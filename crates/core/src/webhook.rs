@@ -316,6 +316,8 @@ impl WebhookSender {
     pub fn with(secret: Option<String>, policy: RetryPolicy, limits: Limits) -> WebhookSender {
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
+            // The URL was checked (`http::http_url`); a redirect would lead to one that was not.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect(
                 "the HTTP client builds: rustls with bundled roots needs nothing from the system",

@@ -25,26 +25,42 @@ pub struct IntervalState {
 }
 
 impl IntervalState {
-    /// Adds `other`; call [`Self::normalize`] before counting.
-    pub fn merge(&mut self, other: &IntervalState) {
-        self.rows += other.rows;
-        for (s, b) in &other.service_bytes {
-            *self.service_bytes.entry(*s).or_default() += b;
-        }
-        for (c, users) in &other.cell_users {
-            self.cell_users
-                .entry(*c)
-                .or_default()
-                .extend_from_slice(users);
-        }
-    }
-
     /// Sorts and deduplicates every cell's subscribers (a union of the merged sets).
     pub fn normalize(&mut self) {
         for users in self.cell_users.values_mut() {
             users.sort_unstable();
             users.dedup();
         }
+    }
+}
+
+/// A cell's subscriber buffer is first deduplicated when it is full at this many entries.
+/// Below it, buffers grow as plain vectors (a 5-minute file rarely holds that many rows of
+/// one cell, so ordinary files pay nothing); from it on, the buffer is sorted and
+/// deduplicated whenever it is full, and doubles only when more than half of it is distinct.
+/// A buffer's capacity therefore stays below `max(DEDUP_FROM, 4 × its distinct subscribers)`
+/// whatever the input repeats: memory follows the answer, not the input.
+pub const DEDUP_FROM: usize = 1024;
+
+/// Adds one subscriber to a cell's buffer, keeping the bound of [`DEDUP_FROM`].
+#[inline]
+fn add_user(users: &mut Vec<u64>, msisdn: u64) {
+    if users.len() == users.capacity() && users.len() >= DEDUP_FROM {
+        dedup_full(users);
+    }
+    users.push(msisdn);
+}
+
+/// Out of line: reached about once per doubling of a busy cell, never for most cells.
+#[inline(never)]
+fn dedup_full(users: &mut Vec<u64>) {
+    users.sort_unstable();
+    users.dedup();
+    let cap = users.capacity();
+    if users.len() > cap / 2 {
+        // Mostly distinct: without room to spare the next deduplication would come after a
+        // few rows, each sorting the whole buffer again.
+        users.reserve_exact(2 * cap - users.len());
     }
 }
 
@@ -167,6 +183,19 @@ pub struct FileState {
     pub rejections: Vec<Rejection>,
 }
 
+impl FileState {
+    /// Subscriber entries the cell buffers have room for: a deterministic measure of the
+    /// fold's memory. Buffers never shrink while a file is folded, so this is also the most
+    /// the fold held at once.
+    pub fn subscriber_slots(&self) -> usize {
+        self.intervals
+            .values()
+            .flat_map(|s| s.cell_users.values())
+            .map(Vec::capacity)
+            .sum()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{0}")]
@@ -204,7 +233,11 @@ pub fn fold_file(
         Some(Line::Text(h)) => Header::parse(h).map_err(FileError::Header)?,
     };
     let mut fields = Vec::with_capacity(header.fields());
-    let mut current: Option<(PeriodStart, IntervalState)> = None;
+    // Intervals in order of appearance, found by index: rows of one file almost always share
+    // one interval, so the row loop compares one period and rarely looks anything up.
+    let mut intervals: Vec<(PeriodStart, IntervalState)> = Vec::new();
+    let mut index: Map<PeriodStart, usize> = Map::default();
+    let mut current: Option<usize> = None;
     loop {
         let line_no = lines.number + 1;
         let flow = match lines.next_line()? {
@@ -237,37 +270,35 @@ pub fn fold_file(
         if let Some(p) = named {
             flow.period = p;
         }
-        // Rows of one file almost always share one interval: keep it out of the map.
-        let slot = match &mut current {
-            Some((p, s)) if *p == flow.period => s,
+        let i = match current {
+            Some(i) if intervals[i].0 == flow.period => i,
             _ => {
-                if let Some((p, s)) = current.take() {
-                    state.intervals.entry(p).or_default().merge(&s);
-                }
-                &mut current.insert((flow.period, IntervalState::default())).1
+                let i = *index.entry(flow.period).or_insert_with(|| {
+                    intervals.push((flow.period, IntervalState::default()));
+                    intervals.len() - 1
+                });
+                current = Some(i);
+                i
             }
         };
+        let slot = &mut intervals[i].1;
         slot.rows += 1;
         *slot.service_bytes.entry(flow.service_id).or_default() += flow.total_bytes();
-        slot.cell_users
-            .entry(flow.cell_id)
-            .or_default()
-            .push(flow.msisdn);
+        add_user(
+            slot.cell_users.entry(flow.cell_id).or_default(),
+            flow.msisdn,
+        );
         if state.accepted % 65_536 == 0 {
             on_bytes(lines.bytes);
         }
     }
-    if let Some((p, s)) = current {
-        match state.intervals.entry(p) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(s);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&s),
-        }
-    }
-    for s in state.intervals.values_mut() {
-        s.normalize();
-    }
+    state.intervals = intervals
+        .into_iter()
+        .map(|(p, mut s)| {
+            s.normalize();
+            (p, s)
+        })
+        .collect();
     on_bytes(lines.bytes);
     Ok(state)
 }

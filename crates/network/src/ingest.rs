@@ -2,6 +2,7 @@
 //! transaction per file with its ledger entry (the single writer), and the KPIs of the touched
 //! intervals are recomputed from the stored per-file state.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -41,26 +42,67 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Hashes the delivered bytes while they are parsed, saving a second pass over the file.
-struct Hashing<R> {
+/// Hashes the delivered bytes while they are parsed, saving a second pass over the file, and
+/// counts them in `read`: the file's own bytes (compressed for `.gz`) are the unit of a job's
+/// progress, whose total is the files' sizes.
+struct Hashing<'c, R> {
     inner: R,
     hasher: blake3::Hasher,
-    size: u64,
+    read: &'c Cell<u64>,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
-        self.size += n as u64;
+        self.read.set(self.read.get() + n as u64);
         Ok(n)
     }
 }
 
-/// The file's text, decompressed when gzip (the line reader does its own buffering).
-fn open<'a>(file: &'a mut Hashing<File>, gzip: bool) -> Box<dyn Read + 'a> {
+/// A decompressed stream longer than `max_decompressed_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("expands past max_decompressed_bytes = {0} bytes")]
+struct TooLarge(u64);
+
+/// Fails with [`TooLarge`] once more than `limit` bytes come out, so a small compressed
+/// upload cannot keep a core parsing for ever.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // Exactly `limit` bytes are fine: fail only if there is one more.
+            return match self.inner.read(&mut [0u8])? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(TooLarge(self.limit))),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The file's text, decompressed (at most `limit` bytes) when gzip; the line reader does its
+/// own buffering.
+fn open<'a>(file: &'a mut Hashing<'_, File>, gzip: bool, limit: u64) -> Box<dyn Read + 'a> {
     if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
+        Box::new(Capped {
+            inner: flate2::read::MultiGzDecoder::new(file),
+            left: limit,
+            limit,
+        })
     } else {
         Box::new(file)
     }
@@ -71,44 +113,52 @@ enum Folded {
     Rejected(InputMeta, String),
 }
 
+/// Folds one file; `progress` is given the file's bytes as they are read (deltas that sum to
+/// its size).
 fn fold(
     path: &Path,
     name: &FlowFileName,
     period_from: PeriodFrom,
-    job: &JobHandle,
+    max_decompressed: u64,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<Folded, IngestError> {
     let io = |source| IngestError::Io {
         path: path.to_owned(),
         source,
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
+    let read = Cell::new(0);
     let mut file = Hashing {
         inner: File::open(path).map_err(io)?,
         hasher: blake3::Hasher::new(),
-        size: 0,
+        read: &read,
     };
     let mut reported = 0u64;
+    let mut report = |progress: &mut dyn FnMut(u64)| {
+        // Capped at the size the job's total counted, should the file grow meanwhile.
+        let now = read.get().min(size);
+        progress(now - reported);
+        reported = now;
+    };
+    let shown = file_name(path);
     let result = fold_file(
-        &file_name(path),
-        open(&mut file, name.gzip),
+        &shown,
+        open(&mut file, name.gzip, max_decompressed),
         Some(name.period_end),
         period_from,
-        |bytes| {
-            // Compressed files report decompressed bytes: cap at the file size.
-            let now = bytes.min(size);
-            job.add_done(now - reported);
-            reported = now;
-        },
+        // The file's bytes read so far, not the decompressed ones the fold counts.
+        |_| report(progress),
     );
-    job.add_done(size.saturating_sub(reported));
     // A file rejected early was not read to its end; its hash is never used.
     if result.is_ok() {
         std::io::copy(&mut file, &mut std::io::sink()).map_err(io)?;
     }
+    report(progress);
+    progress(size - reported);
     let meta = InputMeta {
-        name: file_name(path),
+        name: shown,
         hash: ledger::ContentHash(file.hasher.finalize().to_hex().to_string()),
-        size: file.size.max(size),
+        size: read.get().max(size),
     };
     match result {
         Ok(state) => {
@@ -126,7 +176,16 @@ fn fold(
         }
         Err(FileError::Header(reason)) => Ok(Folded::Rejected(meta, reason)),
         Err(e @ FileError::Misaligned(_)) => Ok(Folded::Rejected(meta, e.to_string())),
-        Err(FileError::Io(e)) => Ok(Folded::Rejected(meta, format!("unreadable: {e}"))),
+        Err(FileError::Io(e)) => {
+            let reason = match e.get_ref().and_then(|e| e.downcast_ref::<TooLarge>()) {
+                Some(too_large) => format!(
+                    "`{}` {too_large} when decompressed: rejected as a whole, none of its rows kept",
+                    meta.name
+                ),
+                None => format!("unreadable: {e}"),
+            };
+            Ok(Folded::Rejected(meta, reason))
+        }
     }
 }
 
@@ -213,6 +272,7 @@ impl FileIngest for NetworkIngest {
         files: &[PathBuf],
         job: &JobHandle,
     ) -> Result<Summary, IngestError> {
+        let max_decompressed = ctx.settings.max_decompressed_bytes;
         let period_from = NetworkSettings::from_settings(&ctx.settings)
             .map_err(|e| IngestError::Invalid(format!("invalid [network] setting: {e}")))?
             .period_from;
@@ -250,7 +310,11 @@ impl FileIngest for NetworkIngest {
                 for chunk in named.chunks(CHUNK) {
                     let folded: Vec<Result<Folded, IngestError>> = chunk
                         .par_iter()
-                        .map(|(p, n)| fold(p, n, period_from, job))
+                        .map(|(p, n)| {
+                            fold(p, n, period_from, max_decompressed, &mut |d| {
+                                job.add_done(d)
+                            })
+                        })
                         .collect();
                     for f in folded {
                         if tx.send(f).is_err() {
@@ -308,5 +372,124 @@ impl FileIngest for NetworkIngest {
             );
         }
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::engine::{top_k, DEDUP_FROM};
+
+    const HEADER: &[u8] = b"interval_start_timestamp,interval_end_timestamp,msisdn,bytes_uplink,bytes_downlink,service_id,cell_id\n";
+    const ROW: &[u8] = b"1488355200000,1488355500000,31619690654,100,200,1,1001\n";
+    const NAME: &str = "ipflow_data.ts-1488355500000.1.txt.gz";
+    /// Rows in one gzip member: about 1 MiB of text.
+    const BLOCK_ROWS: usize = 1 << 20 >> 6;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A gzip of the header and `ROW` repeated `blocks × BLOCK_ROWS` times, written as
+    /// concatenated members (valid gzip, as `cat a.gz b.gz` is) so that building hundreds of
+    /// MB of text costs one compression of 1 MiB. Returns its path and its decompressed size.
+    fn repeated_gz(dir: &Path, blocks: usize) -> (PathBuf, u64) {
+        let block = ROW.repeat(BLOCK_ROWS);
+        let path = dir.join(NAME);
+        let mut out = std::io::BufWriter::new(File::create(&path).unwrap());
+        out.write_all(&gzip(&[HEADER, &block].concat())).unwrap();
+        let member = gzip(&block);
+        for _ in 1..blocks {
+            out.write_all(&member).unwrap();
+        }
+        out.flush().unwrap();
+        let plain = HEADER.len() + blocks * block.len();
+        (path, plain as u64)
+    }
+
+    fn fold_at(path: &Path, limit: u64, progress: &mut dyn FnMut(u64)) -> Folded {
+        let name = FlowFileName::parse(NAME).unwrap();
+        fold(path, &name, PeriodFrom::Rows, limit, progress).unwrap()
+    }
+
+    #[test]
+    fn one_row_repeated_folds_in_constant_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = 64; // 64 MiB of text, 1 M rows
+        let (path, plain) = repeated_gz(dir.path(), blocks);
+        let Folded::Ready(meta, state) = fold_at(&path, plain, &mut |_| {}) else {
+            panic!("rejected");
+        };
+        let rows = (blocks * BLOCK_ROWS) as u64;
+        assert_eq!((state.accepted, state.rejected), (rows, 0));
+        assert_eq!(meta.size, std::fs::metadata(&path).unwrap().len());
+        let s = &state.intervals[&crate::parse::PeriodStart::new(1_488_355_200_000).unwrap()];
+        assert_eq!(s.rows, rows);
+        assert_eq!(
+            top_k(s.service_bytes.clone(), 3),
+            vec![(1, u128::from(rows) * 300)]
+        );
+        assert_eq!(s.cell_users[&1001], vec![31_619_690_654]);
+        // Buffering every row until the end of the file held one slot per row (1 M here).
+        assert!(
+            state.subscriber_slots() <= DEDUP_FROM,
+            "{} slots for one distinct subscriber",
+            state.subscriber_slots()
+        );
+    }
+
+    #[test]
+    fn progress_of_a_gzip_counts_its_compressed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        // The decoder reads the file 32 KiB at a time: enough members for several reads.
+        let (path, plain) = repeated_gz(dir.path(), 64);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut done = Vec::new();
+        let mut sum = 0;
+        let folded = fold_at(&path, plain, &mut |d| {
+            sum += d;
+            done.push(sum);
+        });
+        assert!(matches!(folded, Folded::Ready(..)));
+        assert_eq!(sum, size, "progress ends at the compressed size");
+        // Counting decompressed bytes capped at the file size, the first report was already
+        // 100 % (the text is ~400 times the file); counted in compressed bytes, progress rises
+        // read by read (32 KiB each) to the end.
+        assert!(done[0] < size / 2, "{done:?} of {size}");
+        let mut between: Vec<u64> = done.iter().copied().filter(|d| *d < size).collect();
+        between.dedup();
+        assert!(between.len() >= 4, "{done:?} of {size}");
+    }
+
+    #[test]
+    fn a_gzip_expanding_past_the_limit_is_rejected_naming_file_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, plain) = repeated_gz(dir.path(), 4);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let mut sum = 0;
+        match fold_at(&path, plain - 1, &mut |d| sum += d) {
+            Folded::Rejected(meta, reason) => {
+                assert_eq!(meta.name, NAME);
+                assert!(reason.contains(NAME), "{reason}");
+                assert!(
+                    reason.contains(&format!("max_decompressed_bytes = {}", plain - 1)),
+                    "{reason}"
+                );
+            }
+            Folded::Ready(..) => panic!("a file past the limit was accepted"),
+        }
+        assert_eq!(
+            sum, size,
+            "a rejected file still completes its share of progress"
+        );
+        // Exactly the limit is within it.
+        assert!(matches!(
+            fold_at(&path, plain, &mut |_| {}),
+            Folded::Ready(..)
+        ));
     }
 }

@@ -230,6 +230,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> anyhow::Result<()> {
+    let stop = stop_signal();
     let listener = sluice_server::bind(&ctx).await?;
     sluice_server::watch_inboxes(&ctx, &domains)?;
     let addr = listener.local_addr()?;
@@ -260,11 +261,31 @@ async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> a
     let limits = sluice_server::ConnLimits::from_settings(&ctx.settings);
     let app = sluice_server::app(ctx, &domains);
     sluice_server::serve(listener, app, limits, async {
-        let _ = tokio::signal::ctrl_c().await;
+        stop.await;
         eprintln!("stopping");
     })
     .await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what systemd and container runtimes send to stop a service). The
+/// handlers are installed when this is called, so a signal that comes before the future is
+/// polled still stops the server cleanly.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = ctrl_c.await;
+    }
 }
 
 /// Loads every domain's demo data; returns the "try this" lines.

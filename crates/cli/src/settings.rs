@@ -65,10 +65,10 @@ pub struct ServeOpts {
     /// Seconds between safety-net rescans of the inbox folders [default: 30].
     #[arg(long, env = "SLUICE_INBOX_RESCAN_SECS")]
     pub inbox_rescan_secs: Option<u64>,
-    /// Seconds a client may take to send a request's head [default: 10].
+    /// Seconds a client may take to send a request's head; 0 for no limit [default: 10].
     #[arg(long, env = "SLUICE_HEADER_READ_TIMEOUT_SECS")]
     pub header_read_timeout_secs: Option<u64>,
-    /// Seconds an idle keep-alive connection stays open [default: 60].
+    /// Seconds an idle keep-alive connection stays open; 0 for no limit [default: 60].
     #[arg(long, env = "SLUICE_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
     /// Connections served at once [default: 1024].

@@ -73,3 +73,31 @@ fn a_second_server_on_the_same_data_directory_is_refused() {
     third.wait().unwrap();
     assert!(up, "the directory stayed locked after its server died");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("SLUICE_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("sluice serving")));
+    let ok = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // A clean stop says so and exits 0 (killed by the signal, it would have no exit code).
+    let said_stopping = lines.map_while(Result::ok).any(|l| l == "stopping");
+    let status = server.wait().unwrap();
+    assert!(said_stopping);
+    assert_eq!(status.code(), Some(0));
+}

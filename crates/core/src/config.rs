@@ -27,9 +27,10 @@ pub struct Settings {
     /// Largest decompressed size of one compressed input (`.gz`); a file that expands past it
     /// is rejected, named, with nothing of it kept.
     pub max_decompressed_bytes: u64,
-    /// How long a client may take to send a request's head before the connection is closed.
+    /// How long a client may take to send a request's head before the connection is closed
+    /// (0: no limit).
     pub header_read_timeout_secs: u64,
-    /// How long an idle keep-alive connection is kept open.
+    /// How long an idle keep-alive connection is kept open (0: no limit).
     pub idle_timeout_secs: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,

@@ -66,10 +66,20 @@ impl HarvestParams {
         let text = |key: &str| table.get(key).and_then(|v| v.as_str()).map(str::to_owned);
         let max_duration = match o.max_duration {
             Some(d) => d,
-            None => match text("max_duration") {
-                Some(s) => parse_duration(&s)
-                    .map_err(|e| StreamsError::bad_arg("streams.max_duration", e))?,
+            // A number in the file is seconds, as on the command line; any other type is
+            // an error rather than silently the default.
+            None => match table.get("max_duration") {
                 None => DEFAULT_MAX_DURATION,
+                Some(v) => {
+                    let s = match (v.as_str(), v.as_integer(), v.as_float()) {
+                        (Some(s), _, _) => s.to_owned(),
+                        (_, Some(i), _) => i.to_string(),
+                        (_, _, Some(f)) => f.to_string(),
+                        _ => v.to_string(),
+                    };
+                    parse_duration(&s)
+                        .map_err(|e| StreamsError::bad_arg("streams.max_duration", e))?
+                }
             },
         };
         let stop_count = match o.stop_count {
@@ -152,13 +162,41 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => f64::NAN,
     };
-    match num.trim().parse::<f64>() {
-        Ok(n) if n >= 0.0 && scale.is_finite() && (n * scale).is_finite() => {
-            Ok(Duration::from_secs_f64(n * scale))
-        }
-        _ => Err(format!(
+    // `try_from_secs_f64` refuses what no Duration holds (1e300 s) instead of panicking.
+    match num
+        .trim()
+        .parse::<f64>()
+        .map(|n| Duration::try_from_secs_f64(n * scale))
+    {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(_)) => Err(format!(
+            "`{s}` is out of range; a duration is at most 24 h (e.g. 20s, 500ms, 2m)"
+        )),
+        Err(_) => Err(format!(
             "`{s}` is not a duration; expected e.g. 20s, 500ms, 2m or a number of seconds"
         )),
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_beyond_any_duration_are_errors_not_panics() {
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+        for big in [
+            "99999999999999999999h",
+            "18446744073709551615s",
+            "-1s",
+            "NaN",
+            "inf",
+        ] {
+            assert!(parse_duration(big).is_err(), "{big}");
+        }
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Common {
     /// [default: 64 GiB].
     #[arg(long, env = "SLUICE_MAX_DECOMPRESSED_BYTES", global = true)]
     pub max_decompressed_bytes: Option<u64>,
+    /// Largest size of the database file, in bytes (rounded up to whole pages); an input that
+    /// would grow it further fails as on a full disk, nothing of it kept [default: no cap].
+    #[arg(long, env = "SLUICE_MAX_DB_BYTES", global = true)]
+    pub max_db_bytes: Option<u64>,
     /// IANA time zone in which the Flask compat routes `/kpi1`, `/kpi2` read `from`/`to` and
     /// print their times, as the original did in its host's zone (config: `[network]
     /// compat_time_zone`) [default: UTC].
@@ -140,6 +144,7 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     {
         s.max_decompressed_bytes = m;
     }
+    s.max_db_bytes = common.max_db_bytes.or(file.max_db_bytes);
     if let Some(t) = o.header_read_timeout_secs.or(file.header_read_timeout_secs) {
         s.header_read_timeout_secs = t;
     }

@@ -34,6 +34,9 @@ pub struct Settings {
     pub idle_timeout_secs: u64,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Largest size of the database file (rounded up to whole pages); an input that would
+    /// grow it further fails as on a full disk, with nothing of it kept. `None`: no cap.
+    pub max_db_bytes: Option<u64>,
     /// Per-domain tables of the config file (`[trips]`, `[streams]`, …), read by the domains.
     pub domains: BTreeMap<String, toml::Table>,
 }
@@ -52,6 +55,7 @@ impl Default for Settings {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 1024,
+            max_db_bytes: None,
             domains: BTreeMap::new(),
         }
     }
@@ -98,6 +102,7 @@ pub struct FileConfig {
     pub header_read_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
+    pub max_db_bytes: Option<u64>,
     #[serde(flatten)]
     pub domains: BTreeMap<String, toml::Value>,
 }
@@ -144,10 +149,11 @@ mod tests {
     #[test]
     fn file_config_reads_known_keys_and_domain_tables() {
         let cfg: FileConfig =
-            toml::from_str("addr = \"0.0.0.0:9000\"\ntoken = \"t\"\n[trips]\nh3_resolution = 8\n")
+            toml::from_str("addr = \"0.0.0.0:9000\"\ntoken = \"t\"\nmax_db_bytes = 1048576\n[trips]\nh3_resolution = 8\n")
                 .unwrap();
         assert_eq!(cfg.addr.unwrap().port(), 9000);
         assert_eq!(cfg.token.as_deref(), Some("t"));
+        assert_eq!(cfg.max_db_bytes, Some(1 << 20));
         let d = cfg.domain_tables();
         assert_eq!(d["trips"]["h3_resolution"].as_integer(), Some(8));
     }

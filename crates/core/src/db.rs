@@ -23,6 +23,39 @@ pub enum DbError {
     Task(String),
 }
 
+/// What every answer and every failed job says when the disk, or the database's cap
+/// (`max_db_bytes`), is full: one wording whichever domain and layer noticed it (SQLite says
+/// "database or disk is full", a file write "No space left on device").
+pub const STORAGE_FULL: &str = "the disk is full (or the database reached max_db_bytes): nothing of this input was kept; free space and retry";
+
+/// Whether `e`, or any error in its `source()` chain, says that the disk or the database's
+/// cap is full: SQLite's `SQLITE_FULL`, or an I/O error of kind `StorageFull` (ENOSPC).
+pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+            if f.code == rusqlite::ErrorCode::DiskFull {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(ENOSPC) {
+                return true;
+            }
+            // An I/O error wrapping another error reports the wrapped one's source, not the
+            // wrapped one itself, so look at it here.
+            if io.get_ref().is_some_and(|inner| is_storage_full(inner)) {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// "No space left on device" on Linux and macOS, for errors whose kind was not mapped.
+const ENOSPC: i32 = 28;
+
 /// One embedded migration: `name` is `V<n>__<description>`, versions counted per owner.
 #[derive(Clone, Debug)]
 pub struct Migration {
@@ -45,6 +78,15 @@ struct Inner {
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
 
+/// Caps the database file of a writing connection at `max_bytes` (rounded up to whole pages):
+/// past it SQLite fails the transaction with `SQLITE_FULL`, as on a full disk.
+fn cap_size(conn: &Connection, max_bytes: u64) -> rusqlite::Result<()> {
+    let page_size: u64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    // SQLite never sets the cap below the file's current size: a smaller cap keeps what is
+    // there and refuses any growth.
+    conn.pragma_update(None, "max_page_count", max_bytes.div_ceil(page_size))
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch(
@@ -57,8 +99,14 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file in WAL mode.
+    /// Opens (creating if needed) the database file in WAL mode, without a size cap.
     pub fn open(path: &Path) -> Result<Db, DbError> {
+        Db::open_capped(path, None)
+    }
+
+    /// [`Db::open`] whose writer cannot grow the file past `max_bytes` (setting
+    /// `max_db_bytes`): an input that would is refused whole, as on a full disk.
+    pub fn open_capped(path: &Path, max_bytes: Option<u64>) -> Result<Db, DbError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -66,6 +114,9 @@ impl Db {
         writer.busy_timeout(BUSY_TIMEOUT)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         configure(&writer)?;
+        if let Some(max) = max_bytes {
+            cap_size(&writer, max)?;
+        }
         let manager = SqliteConnectionManager::file(path)
             .with_flags(
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -198,6 +249,32 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn a_capped_writer_fails_as_on_a_full_disk_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_capped(&dir.path().join("t.db"), Some(64 << 10)).unwrap();
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (b BLOB)")
+                .map_err(DbError::from)
+        })
+        .unwrap();
+        let err = db
+            .write(|c| {
+                c.execute("INSERT INTO t VALUES (zeroblob(1 << 20))", [])
+                    .map_err(DbError::from)
+            })
+            .unwrap_err();
+        assert!(is_storage_full(&err), "{err}");
+        let n: i64 = db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
+        assert!(!is_storage_full(&DbError::Task("other".into())));
     }
 
     #[test]

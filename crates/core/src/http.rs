@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::db::DbError;
+use crate::db::{is_storage_full, DbError, STORAGE_FULL};
 
 /// An error answered as RFC 9457 problem details.
 #[derive(Debug, Clone)]
@@ -111,6 +111,16 @@ impl ApiError {
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, detail)
     }
+    /// 507 when `cause` says the disk (or `max_db_bytes`) is full, with the one message of
+    /// that condition; otherwise [`ApiError::internal`].
+    pub fn storage(cause: impl std::error::Error + 'static) -> Self {
+        if is_storage_full(&cause) {
+            tracing::warn!(cause = %cause, "storage full");
+            Self::new(StatusCode::INSUFFICIENT_STORAGE, STORAGE_FULL)
+        } else {
+            Self::internal(cause)
+        }
+    }
     /// 500: the cause is logged, the client gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
@@ -129,7 +139,7 @@ impl std::fmt::Display for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::internal(e)
+        ApiError::storage(e)
     }
 }
 
@@ -363,6 +373,34 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["param"], "from");
         assert_eq!(v["status"], 400);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_is_507_with_the_one_message_and_other_errors_stay_500() {
+        let full = DbError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            Some("database or disk is full".into()),
+        ));
+        let resp = ApiError::from(full).into_response();
+        assert_eq!(resp.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["detail"], STORAGE_FULL);
+        assert_eq!(v["status"], 507);
+
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert_eq!(
+            ApiError::storage(enospc).status,
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+        let other = DbError::Task("boom".into());
+        assert_eq!(
+            ApiError::from(other).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -283,6 +283,10 @@ pub async fn start_inbox_job(
     Ok(spawn(ctx, ingest, files, callback_url)?)
 }
 
+/// The documented 507 of the routes that write (the job row, the spooled upload).
+const STORAGE_FULL_DOC: &str =
+    "the disk is full, or the database reached `max_db_bytes`; nothing of the request was kept";
+
 /// Ingests inbox files as a job: all files of the domain's inbox, or the named ones.
 #[utoipa::path(post, path = "/api/v1/{domain}/ingest", tag = "{domain}",
     request_body(content = Option<IngestRequest>, content_type = "application/json",
@@ -295,6 +299,8 @@ pub async fn start_inbox_job(
         (status = 401, description = "a token is configured and missing or wrong",
             body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "a named file is not in the inbox",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 507, description = STORAGE_FULL_DOC,
             body = ProblemDoc, content_type = "application/problem+json")))]
 async fn ingest_inbox(
     State(s): State<IngestState>,
@@ -376,13 +382,14 @@ pub async fn spool_stream(
         .settings
         .spool_dir(domain)
         .join(uuid::Uuid::new_v4().to_string());
+    // A full disk is a 507 naming the condition, any other spool failure a 500.
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let path = dir.join(name);
     let mut file = tokio::fs::File::create(&path)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::storage)?;
     let mut stream = stream;
     let result: Result<(), ApiError> = async {
         while let Some(chunk) = stream
@@ -391,9 +398,9 @@ pub async fn spool_stream(
             .map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?
         {
             budget.take(chunk.len() as u64)?;
-            file.write_all(&chunk).await.map_err(ApiError::internal)?;
+            file.write_all(&chunk).await.map_err(ApiError::storage)?;
         }
-        file.flush().await.map_err(ApiError::internal)
+        file.flush().await.map_err(ApiError::storage)
     }
     .await;
     if let Err(e) = result {
@@ -447,6 +454,8 @@ pub struct UploadForm {
         (status = 400, description = "a bad parameter or body; `param` names it",
             body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "a token is configured and missing or wrong",
+            body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 507, description = STORAGE_FULL_DOC,
             body = ProblemDoc, content_type = "application/problem+json")))]
 async fn upload(
     State(s): State<IngestState>,

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{Db, DbError, Migration};
+use crate::db::{is_storage_full, Db, DbError, Migration, STORAGE_FULL};
 use crate::webhook::{Delivery, WebhookSender};
 
 pub(crate) fn migrations() -> Vec<Migration> {
@@ -602,20 +602,21 @@ impl JobHandle {
     }
 
     /// Starts the job, runs `work` and ends the job with its outcome: the returned summary on
-    /// success; on error, the live summary and the error's text. Every job of the process is
-    /// driven to its end here.
-    pub fn run<E: std::fmt::Display>(
+    /// success; on error, the live summary and the error's text ([`STORAGE_FULL`] for a full
+    /// disk or database, whatever the domain's wording). Every job of the process is driven
+    /// to its end here.
+    pub fn run<E: std::error::Error + 'static>(
         self,
         work: impl FnOnce(&JobHandle) -> Result<Summary, E>,
     ) -> Result<Job, DbError> {
         if let Err(e) = self.start() {
-            return self.fail(Summary::default(), e.to_string());
+            return self.fail(Summary::default(), failure(&e));
         }
         match work(&self) {
             Ok(summary) => self.succeed(summary),
             Err(e) => {
                 let summary = self.snapshot().summary;
-                self.fail(summary, e.to_string())
+                self.fail(summary, failure(&e))
             }
         }
     }
@@ -669,6 +670,17 @@ impl JobHandle {
             });
         }
         persisted.map(|_| job)
+    }
+}
+
+/// A failed job's `error`: one wording for a full disk or database, the error's own text
+/// otherwise.
+fn failure(e: &(dyn std::error::Error + 'static)) -> String {
+    if is_storage_full(e) {
+        tracing::warn!(cause = %e, "job failed: storage full");
+        STORAGE_FULL.to_owned()
+    } else {
+        e.to_string()
     }
 }
 
@@ -730,6 +742,35 @@ mod tests {
             })
             .unwrap();
         assert_eq!(listed.len(), 1);
+    }
+
+    /// The `error` of a job that failed with `e`.
+    fn error_of<E: std::error::Error + 'static>(jobs: &Jobs, e: E) -> Option<String> {
+        let h = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
+        let job = h.run(|_| Err(e)).unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        job.error
+    }
+
+    #[test]
+    fn a_full_disk_fails_the_job_with_the_one_message_whatever_the_wording() {
+        let (_d, jobs) = jobs();
+        let full = || {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("database or disk is full".into()),
+            )
+        };
+        let one = Some(STORAGE_FULL.to_owned());
+        // Wrapped as domains wrap it: in a `DbError`, inside an I/O error, or plain ENOSPC.
+        assert_eq!(error_of(&jobs, DbError::Sqlite(full())), one);
+        let wrapped = std::io::Error::other(DbError::Sqlite(full()));
+        assert_eq!(error_of(&jobs, wrapped), one);
+        assert_eq!(error_of(&jobs, std::io::Error::from_raw_os_error(28)), one);
+        assert_eq!(
+            error_of(&jobs, DbError::Task("the worker panicked".into())).as_deref(),
+            Some("background task failed: the worker panicked")
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl Ctx {
     /// Opens the database under the data directory and applies the core migrations.
     pub fn open(settings: Settings) -> Result<Ctx, DbError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(DbError::Io)?;
-        let db = Db::open(&settings.db_path())?;
+        let db = Db::open_capped(&settings.db_path(), settings.max_db_bytes)?;
         db.migrate("core", &jobs::migrations())?;
         let jobs = Jobs::new(db.clone(), settings.webhook_secret.clone());
         Ok(Ctx {

@@ -155,12 +155,9 @@ async fn a_trips_file_past_the_cap_fails_with_the_one_message_and_keeps_nothing(
     assert_eq!(counts, Value::Array(vec![]));
 }
 
-// Ignored until crates/trips is fixed: `Progress::report` (trips/src/ingest.rs) adds the
-// parsed rows of the file in flight to the live summary's `rows_accepted`, and a failed
-// input returns without publishing the summary of the inputs actually kept, so the failed
-// job claims 50 000 rows of which none is visible.
+// The live summary counts the rows of the file in flight; a failed file is invisible, so the
+// failed job must go back to what had landed (it claimed 50 000 rows before).
 #[tokio::test]
-#[ignore = "trips claims the failed file's parsed rows as accepted (issue #10, defect 6)"]
 async fn a_failed_trips_job_claims_no_rows_that_are_not_visible() {
     let server = capped_server().await;
     let job = fails_whole(&server, "trips", "trips.csv", trips_file(50_000)).await;

@@ -349,11 +349,24 @@ pub fn ingest_files(
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
     for path in files {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        announce(job, &summary, &name.unwrap_or_default());
-        summary = ingest_file(ctx, cfg, path, job, summary, limits)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        announce(job, &summary, &name);
+        match ingest_file(ctx, cfg, path, job, summary.clone(), limits) {
+            Ok(s) => summary = s,
+            Err(e) => return Err(failed_in(job, &summary, &name, e)),
+        }
     }
     Ok(summary)
+}
+
+/// A failed input is invisible (its batches stay staging), so the job's live summary goes
+/// back to what had landed before it, still naming the input it failed in.
+fn failed_in(job: &JobHandle, landed: &Summary, name: &str, e: IngestError) -> IngestError {
+    announce(job, landed, name);
+    e
 }
 
 /// Names the input about to be read in the job's live summary ([`CURRENT_FILE`]) and
@@ -410,6 +423,7 @@ pub fn ingest_stream(
     announce(job, &Summary::default(), name);
     let source = Source::Stream(name);
     load_input(ctx, cfg, source, reader, job, Summary::default(), limits)
+        .map_err(|e| failed_in(job, &Summary::default(), name, e))
 }
 
 /// Loads one input under a staging load that its ledger entry completes (see the module

@@ -28,7 +28,8 @@ if [ -z "${SLUICE_IN_NETNS:-}" ]; then
   command -v unshare >/dev/null || { echo "unshare (util-linux) is needed to isolate the fuzzed server" >&2; exit 1; }
   exec unshare --net env SLUICE_IN_NETNS=1 "$0" "$@"
 fi
-ip link set lo up
+# `ip` lives in /usr/sbin, which a non-login PATH may lack.
+"$(command -v ip || echo /usr/sbin/ip)" link set lo up
 
 rm -rf "$work"
 mkdir -p "$work"

@@ -1,12 +1,13 @@
 //! The network domain over real HTTP: a server on a random port with a fresh database.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 use sluice_network::NetworkDomain;
 use sluice_server::testing::TestServer;
+
+mod common;
+use common::finish;
 
 const SAMPLES: [&str; 4] = [
     "ipflow_data.ts-1488355500000.1.txt",
@@ -28,38 +29,6 @@ async fn server() -> TestServer {
     TestServer::start(vec![Arc::new(NetworkDomain)]).await
 }
 
-/// Reads an SSE response until `stop` says so; returns (event, data) pairs.
-async fn read_sse(
-    resp: reqwest::Response,
-    mut stop: impl FnMut(&str, &Value) -> bool,
-) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    let mut buf = String::new();
-    let mut stream = resp.bytes_stream();
-    let mut event = String::new();
-    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
-        .await
-        .expect("an event within 60 s")
-    {
-        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(i) = buf.find('\n') {
-            let line = buf[..i].trim_end_matches('\r').to_owned();
-            buf.drain(..=i);
-            if let Some(e) = line.strip_prefix("event:") {
-                event = e.trim().to_owned();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                let v: Value = serde_json::from_str(d.trim()).unwrap();
-                let done = stop(&event, &v);
-                out.push((event.clone(), v));
-                if done {
-                    return out;
-                }
-            }
-        }
-    }
-    out
-}
-
 async fn upload(s: &TestServer, name: &str, body: Vec<u8>) -> Value {
     let resp = reqwest::Client::new()
         .post(s.url(&format!("/api/v1/network/uploads?name={name}")))
@@ -70,23 +39,6 @@ async fn upload(s: &TestServer, name: &str, body: Vec<u8>) -> Value {
         .unwrap();
     assert_eq!(resp.status(), 202, "{:?}", resp.text().await);
     resp.json().await.unwrap()
-}
-
-/// Follows a job's SSE stream to its end and returns the final job.
-async fn finish(s: &TestServer, job: &Value) -> Value {
-    let id = job["id"].as_str().unwrap();
-    let resp = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events")))
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["content-type"], "text/event-stream");
-    let events = read_sse(resp, |_, v| {
-        matches!(
-            v["job"]["state"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        )
-    })
-    .await;
-    events.last().unwrap().1["job"].clone()
 }
 
 async fn ingest_samples(s: &TestServer) -> Value {

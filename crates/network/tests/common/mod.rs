@@ -33,14 +33,15 @@ pub async fn server(settings: &[(&str, &str)]) -> TestServer {
     .await
 }
 
-/// Follows a job's event stream until it ends and returns the final job.
-pub async fn finish(s: &TestServer, job: &Value) -> Value {
-    let id = job["id"].as_str().unwrap();
-    let resp = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events")))
-        .await
-        .unwrap();
-    let mut stream = resp.bytes_stream();
+/// Reads an SSE response until `stop` says so; returns (event, data) pairs.
+pub async fn read_sse(
+    resp: reqwest::Response,
+    mut stop: impl FnMut(&str, &Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
     let mut buf = String::new();
+    let mut stream = resp.bytes_stream();
+    let mut event = String::new();
     while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), stream.next())
         .await
         .expect("an event within 60 s")
@@ -49,18 +50,36 @@ pub async fn finish(s: &TestServer, job: &Value) -> Value {
         while let Some(i) = buf.find('\n') {
             let line = buf[..i].trim_end_matches('\r').to_owned();
             buf.drain(..=i);
-            if let Some(d) = line.strip_prefix("data:") {
+            if let Some(e) = line.strip_prefix("event:") {
+                event = e.trim().to_owned();
+            } else if let Some(d) = line.strip_prefix("data:") {
                 let v: Value = serde_json::from_str(d.trim()).unwrap();
-                if matches!(
-                    v["job"]["state"].as_str(),
-                    Some("succeeded" | "failed" | "cancelled")
-                ) {
-                    return v["job"].clone();
+                let done = stop(&event, &v);
+                out.push((event.clone(), v));
+                if done {
+                    return out;
                 }
             }
         }
     }
-    panic!("the event stream of job {id} ended before the job");
+    out
+}
+
+/// Follows a job's SSE stream to its end and returns the final job.
+pub async fn finish(s: &TestServer, job: &Value) -> Value {
+    let id = job["id"].as_str().unwrap();
+    let resp = reqwest::get(s.url(&format!("/api/v1/jobs/{id}/events")))
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = read_sse(resp, |_, v| {
+        matches!(
+            v["job"]["state"].as_str(),
+            Some("succeeded" | "failed" | "cancelled")
+        )
+    })
+    .await;
+    events.last().unwrap().1["job"].clone()
 }
 
 /// Uploads one file and waits for its ingestion job to end.

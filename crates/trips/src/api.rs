@@ -610,9 +610,7 @@ mod tests {
     /// grammar's edges (month and day bounds, leap days, 24:00, 60 seconds, 10-digit
     /// fractions, lower-case letters, offsets without a colon), sometimes mutated by an edit.
     fn near_time(rng: &mut impl Rng) -> String {
-        fn pick<'a>(rng: &mut impl Rng, a: &[&'a str]) -> &'a str {
-            a[rng.random_range(0..a.len())]
-        }
+        use crate::testgen::pick;
         let year = pick(
             rng,
             &[
@@ -649,19 +647,7 @@ mod tests {
         } else if rng.random_bool(0.1) {
             t.push('Z');
         }
-        if rng.random_range(0..4) == 0 {
-            const EDITS: &[u8] = b"0123456789-:T .Z+";
-            let at = rng.random_range(0..t.len());
-            let c = char::from(EDITS[rng.random_range(0..EDITS.len())]);
-            match rng.random_range(0..3) {
-                0 => t.insert(at, c),
-                1 => {
-                    t.remove(at);
-                }
-                _ => t.replace_range(at..=at, &c.to_string()),
-            }
-        }
-        t
+        crate::testgen::maybe_edit(rng, t, b"0123456789-:T .Z+")
     }
 
     /// What chrono makes of a text of the grammar, completed to RFC 3339.

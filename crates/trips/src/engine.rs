@@ -916,7 +916,7 @@ mod tests {
             4
         };
         let clean = rng.random_bool(0.5);
-        let mut t = (0..parts)
+        let t = (0..parts)
             .map(|i| {
                 if clean {
                     // A valid decimal of the part's axis: lon 0..=180, lat 0..=90.
@@ -948,19 +948,7 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join(",");
-        if rng.random_range(0..4) == 0 && !t.is_empty() {
-            const EDITS: &[u8] = b"0123456789.,-+ eE";
-            let at = rng.random_range(0..t.len());
-            let c = char::from(EDITS[rng.random_range(0..EDITS.len())]);
-            match rng.random_range(0..3) {
-                0 => t.insert(at, c),
-                1 => {
-                    t.remove(at);
-                }
-                _ => t.replace_range(at..=at, &c.to_string()),
-            }
-        }
-        t
+        crate::testgen::maybe_edit(rng, t, b"0123456789.,-+ eE")
     }
 
     #[test]

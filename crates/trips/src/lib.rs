@@ -35,6 +35,8 @@ pub mod generate;
 pub mod ingest;
 pub mod parse;
 pub mod store;
+#[cfg(test)]
+mod testgen;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

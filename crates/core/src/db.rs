@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::owner::Owner;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
@@ -74,6 +75,7 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    owner: Owner,
     writer: Mutex<Connection>,
     readers: r2d2::Pool<SqliteConnectionManager>,
 }
@@ -128,9 +130,11 @@ impl Db {
             .max_size(16)
             .min_idle(Some(0))
             .build(manager)?;
+        let owners = path.with_file_name("owners");
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                owner: Owner::acquire(&owners)?,
                 writer: Mutex::new(writer),
                 readers,
             }),
@@ -139,6 +143,12 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The owner of the work started through this handle (see [`crate::owner`]); its lock
+    /// file is in `owners/` beside the database.
+    pub fn owner(&self) -> &Owner {
+        &self.inner.owner
     }
 
     /// Applies the owner's migrations that are not applied yet, tracked in

@@ -19,10 +19,16 @@ use crate::db::{is_storage_full, Db, DbError, Migration, STORAGE_FULL};
 use crate::webhook::{Delivery, WebhookSender};
 
 pub(crate) fn migrations() -> Vec<Migration> {
-    vec![Migration {
-        name: "V1__jobs_and_ledger",
-        sql: include_str!("../migrations/V1__jobs_and_ledger.sql"),
-    }]
+    vec![
+        Migration {
+            name: "V1__jobs_and_ledger",
+            sql: include_str!("../migrations/V1__jobs_and_ledger.sql"),
+        },
+        Migration {
+            name: "V2__owner",
+            sql: include_str!("../migrations/V2__owner.sql"),
+        },
+    ]
 }
 
 /// A job id (UUID v4).
@@ -297,20 +303,19 @@ impl Jobs {
         }
     }
 
-    /// Marks jobs left `queued` or `running` by a process that no longer exists as failed.
+    /// Marks jobs left `queued` or `running` by an owner that no longer runs as failed.
     /// Returns how many were marked.
     pub fn recover_interrupted(&self) -> Result<usize, DbError> {
-        self.inner.db.write(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, owner_pid FROM core_jobs WHERE state IN ('queued','running')",
-            )?;
-            let rows: Vec<(String, i64)> = stmt
+        let db = &self.inner.db;
+        db.write(|c| {
+            let mut stmt =
+                c.prepare("SELECT id, owner FROM core_jobs WHERE state IN ('queued','running')")?;
+            let rows: Vec<(String, String)> = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            let me = i64::from(std::process::id());
             let mut n = 0;
-            for (id, pid) in rows {
-                if pid != me && process_alive(pid) {
+            for (id, owner) in rows {
+                if db.owner().is_alive(&owner) {
                     continue;
                 }
                 n += c.execute(
@@ -396,7 +401,7 @@ impl Jobs {
             c.execute(
                 "INSERT INTO core_jobs (id, domain, kind, state, progress_done, progress_total,
                    progress_unit, created_at, started_at, finished_at, summary, error,
-                   callback_url, owner_pid)
+                   callback_url, owner)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)
                  ON CONFLICT(id) DO UPDATE SET state=excluded.state,
                    progress_done=excluded.progress_done, progress_total=excluded.progress_total,
@@ -416,22 +421,12 @@ impl Jobs {
                     summary,
                     job.error,
                     job.callback_url,
-                    i64::from(std::process::id()),
+                    self.inner.db.owner().id().as_str(),
                 ],
             )?;
             Ok(())
         })
     }
-}
-
-#[cfg(target_os = "linux")]
-fn process_alive(pid: i64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn process_alive(_pid: i64) -> bool {
-    false
 }
 
 const JOB_COLUMNS: &str = "id, domain, kind, state, progress_done, progress_total, progress_unit,
@@ -785,23 +780,30 @@ mod tests {
     }
 
     #[test]
-    fn jobs_of_a_dead_process_are_marked_failed_at_start() {
-        let (_d, jobs) = jobs();
+    fn only_jobs_of_owners_that_stopped_are_marked_failed() {
+        let (dir, jobs) = jobs();
         let h = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
         let id = h.id();
         h.start().unwrap();
-        // Simulate a crash: the handle is forgotten and the owner pid is a dead process.
+        // A second handle on the same database, as a second process (or a second container,
+        // both pid 1) has: the first owner runs, so its job is left alone.
+        let other = Jobs::new(Db::open(&dir.path().join("t.db")).unwrap(), None);
+        assert_eq!(other.recover_interrupted().unwrap(), 0);
+        assert_eq!(other.get(id).unwrap().unwrap().state, JobState::Running);
+        // What SIGKILL leaves: the job running, its owner's lock file there but not held.
         std::mem::forget(h);
-        jobs.inner
+        let dead = "0123456789abcdef0123456789abcdef";
+        std::fs::write(dir.path().join(format!("owners/{dead}.lock")), b"").unwrap();
+        other
+            .inner
             .db
             .write(|c| {
-                c.execute("UPDATE core_jobs SET owner_pid = 999999999", [])
+                c.execute("UPDATE core_jobs SET owner = ?1", [dead])
                     .map_err(DbError::from)
             })
             .unwrap();
-        let fresh = Jobs::new(jobs.inner.db.clone(), None);
-        assert_eq!(fresh.recover_interrupted().unwrap(), 1);
-        let job = fresh.get(id).unwrap().unwrap();
+        assert_eq!(other.recover_interrupted().unwrap(), 1);
+        let job = other.inner.db.read(|c| load(c, id)).unwrap().unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.unwrap().contains("interrupted"));
     }

@@ -5,6 +5,7 @@
 //! - [`jobs`]: persisted jobs, their progress and summaries, and the in-process event bus
 //!   every push channel (SSE, WebSocket, webhooks) reads from.
 //! - [`ledger`]: the ingestion ledger that makes every file ingestion atomic and idempotent.
+//! - [`owner`]: who owns unfinished work (jobs, staging loads): a lock held per open handle.
 //! - [`ingest`]: running file ingestions as jobs, spooling uploads, the generic ingest routes.
 //! - [`inbox`]: watching inbox folders and handing over files once they are complete.
 //! - [`http`]: problem+json errors and extractors that turn bad input into 4xx answers.
@@ -25,6 +26,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod jobs;
 pub mod ledger;
+pub mod owner;
 pub mod time;
 pub mod webhook;
 

@@ -326,9 +326,9 @@ fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), Db
     Ok(())
 }
 
-/// Removes staging loads left by dead processes, each in its own transaction.
+/// Removes staging loads whose owner no longer runs, each in its own transaction.
 pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
-    let stale = ctx.db.read(store::stale_loads)?;
+    let stale = ctx.db.read(|c| store::stale_loads(c, ctx.db.owner()))?;
     let mut removed = 0;
     for load in stale {
         removed += discard(ctx, load)?;
@@ -449,7 +449,7 @@ fn load_input(
     };
     let load = ctx.db.write(|c| {
         let tx = c.transaction()?;
-        let load = store::create_load(&tx, name, cfg)?;
+        let load = store::create_load(&tx, ctx.db.owner().id(), name, cfg)?;
         tx.commit()?;
         Ok::<_, DbError>(load)
     })?;
@@ -493,7 +493,7 @@ fn load_input(
     });
     let bytes = input.bytes();
     p.report(bytes);
-    let finished = match outcome {
+    match outcome {
         Ok(Outcome::Done { status, .. }) => Ok(p.done(status, bytes, None)),
         Ok(Outcome::Duplicate { previous_name }) => {
             discard(ctx, load)?;
@@ -503,9 +503,7 @@ fn load_input(
             discard(ctx, load)?;
             Err(e)
         }
-    };
-    store::release(load);
-    finished
+    }
 }
 
 /// Removes a load in a transaction of its own; returns the trips removed.

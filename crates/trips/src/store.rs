@@ -3,11 +3,11 @@
 //! parameterized; the only request-chosen names (trip end, count column) come from fixed
 //! allow-lists here. The blob layout of a batch is in [`crate::batch`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
+use sluice_core::owner::{Owner, OwnerId};
 use sluice_core::{DbError, Migration};
 
 use crate::batch::{self, DestRec, End, Tally, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
@@ -26,6 +26,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "V2__batches",
             sql: include_str!("../migrations/V2__batches.sql"),
         },
+        Migration {
+            name: "V3__owner",
+            sql: include_str!("../migrations/V3__owner.sql"),
+        },
     ]
 }
 
@@ -35,28 +39,24 @@ type Result<T> = std::result::Result<T, DbError>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadId(pub i64);
 
-/// Loads of this process that are still staging (so a cleanup never removes a live one).
-static LIVE_LOADS: Mutex<Option<HashSet<i64>>> = Mutex::new(None);
-
-fn live_loads() -> std::sync::MutexGuard<'static, Option<HashSet<i64>>> {
-    LIVE_LOADS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Creates a staging load, registered as live until [`release`].
-pub fn create_load(tx: &Transaction<'_>, name: &str, cfg: GroupConfig) -> Result<LoadId> {
+/// Creates a staging load of `owner` (the writing handle's owner id).
+pub fn create_load(
+    tx: &Transaction<'_>,
+    owner: &OwnerId,
+    name: &str,
+    cfg: GroupConfig,
+) -> Result<LoadId> {
     tx.execute(
-        "INSERT INTO trips_load (name, state, owner_pid, h3_resolution, bucket_minutes)
+        "INSERT INTO trips_load (name, state, owner, h3_resolution, bucket_minutes)
          VALUES (?1, 'staging', ?2, ?3, ?4)",
         params![
             name,
-            i64::from(std::process::id()),
+            owner.as_str(),
             u8::from(cfg.resolution),
             cfg.bucket_minutes
         ],
     )?;
-    let id = tx.last_insert_rowid();
-    live_loads().get_or_insert_with(HashSet::new).insert(id);
-    Ok(LoadId(id))
+    Ok(LoadId(tx.last_insert_rowid()))
 }
 
 /// Marks a staging load as done under its ledger entry.
@@ -66,13 +66,6 @@ pub fn finish_load(tx: &Transaction<'_>, load: LoadId, file_id: i64) -> Result<(
         params![load.0, file_id],
     )?;
     Ok(())
-}
-
-/// Forgets a load of this process as live.
-pub fn release(load: LoadId) {
-    if let Some(set) = live_loads().as_mut() {
-        set.remove(&load.0);
-    }
 }
 
 /// A trip with what the rollups derive from its coordinates, computed off the writer's
@@ -511,34 +504,18 @@ pub fn load_of_file(tx: &Transaction<'_>, file_id: i64) -> Result<Option<LoadId>
         .optional()?)
 }
 
-/// Staging loads left by a process that died (or by this one, if no longer live).
-pub fn stale_loads(c: &Connection) -> Result<Vec<LoadId>> {
-    let mut stmt = c.prepare("SELECT id, owner_pid FROM trips_load WHERE state = 'staging'")?;
-    let rows: Vec<(i64, i64)> = stmt
+/// Staging loads whose owner no longer runs. A live owner's loads are never listed: they
+/// are in progress, or their removal failed (a full disk) and waits for the owner to end.
+pub fn stale_loads(c: &Connection, me: &Owner) -> Result<Vec<LoadId>> {
+    let mut stmt = c.prepare("SELECT id, owner FROM trips_load WHERE state = 'staging'")?;
+    let rows: Vec<(i64, String)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let me = i64::from(std::process::id());
-    let live = live_loads();
     Ok(rows
         .into_iter()
-        .filter(|&(id, pid)| {
-            if pid == me {
-                !live.as_ref().is_some_and(|s| s.contains(&id))
-            } else {
-                !process_alive(pid)
-            }
-        })
+        .filter(|(_, owner)| !me.is_alive(owner))
         .map(|(id, _)| LoadId(id))
         .collect())
-}
-
-fn process_alive(pid: i64) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        // Elsewhere a staging load of another process is left alone (never removed live).
-        true
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,6 +51,8 @@ fn kill_when(dir: &std::path::Path, mode: &str, ready: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // The child's staging load is live: another process's cleanup leaves it alone.
+    assert_eq!(sluice_trips::ingest::cleanup(&ctx).unwrap(), 0);
     child.kill().unwrap(); // SIGKILL on Unix.
     child.wait().unwrap();
 }

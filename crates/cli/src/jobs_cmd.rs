@@ -5,7 +5,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use futures::StreamExt;
 use sluice_core::jobs::{JobEvent, JobFilter};
-use sluice_core::{Ctx, JobState, Settings};
+use sluice_core::{Ctx, Job, JobId, JobState, Settings};
 
 #[derive(Subcommand, Debug)]
 pub enum JobsCmd {
@@ -20,13 +20,21 @@ pub enum JobsCmd {
         limit: u32,
     },
     /// One job as JSON (summary and rejections included).
-    Show { id: String },
-    /// Follow a job on a running server until it ends (SSE, no polling).
+    Show {
+        /// A job id, or a unique prefix of one (as `git` takes commits).
+        id: String,
+    },
+    /// Follow a job on a running server until it ends (SSE, no polling); ends with a
+    /// one-line summary.
     Follow {
+        /// A job id, or a unique prefix of one in this data directory.
         id: String,
         /// The server [default: http://<addr of the settings>].
         #[arg(long)]
         server: Option<String>,
+        /// Print the final job as JSON (for scripts) instead of the one-line summary.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -48,7 +56,7 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
                 ..Default::default()
             })?;
             for j in jobs {
-                println!(
+                crate::outcome::print(format_args!(
                     "{}  {:<8} {:<8} {:<9} {:>12}/{:<12} {:<6} {}",
                     j.id,
                     j.domain,
@@ -61,31 +69,88 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
                         .unwrap_or_else(|| "?".into()),
                     j.progress.unit,
                     j.created_at.format("%Y-%m-%d %H:%M:%S")
-                );
+                ))?;
             }
             Ok(())
         }
         JobsCmd::Show { id } => {
             let ctx = Ctx::open(settings)?;
-            let id = id
-                .parse()
-                .with_context(|| format!("`{id}` is not a job id"))?;
+            let id = resolve(&ctx, &id)?;
             match ctx.jobs.get(id)? {
                 Some(j) => {
-                    println!("{}", serde_json::to_string_pretty(&j)?);
+                    crate::outcome::print(serde_json::to_string_pretty(&j)?)?;
                     Ok(())
                 }
                 None => bail!("no job {id}"),
             }
         }
-        JobsCmd::Follow { id, server } => {
+        JobsCmd::Follow { id, server, json } => {
             let base = server.unwrap_or_else(|| format!("http://{}", settings.addr));
-            follow(&base, &id).await
+            let id = match id.parse::<JobId>() {
+                Ok(id) => id,
+                Err(_) => resolve(&Ctx::open(settings)?, &id)?,
+            };
+            follow(&base, &id.to_string(), json).await
         }
     }
 }
 
-async fn follow(base: &str, id: &str) -> anyhow::Result<()> {
+/// A full job id, or the one job whose id starts with `given`.
+fn resolve(ctx: &Ctx, given: &str) -> anyhow::Result<JobId> {
+    if let Ok(id) = given.parse() {
+        return Ok(id);
+    }
+    let found = ctx.jobs.with_prefix(given, 6)?;
+    match &found[..] {
+        [one] => Ok(*one),
+        [] => bail!("no job id starts with `{given}` (see `sluice jobs list`)"),
+        many => bail!(
+            "`{given}` is ambiguous: it starts {}{}",
+            many.iter()
+                .take(5)
+                .map(JobId::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if many.len() > 5 { ", …" } else { "" }
+        ),
+    }
+}
+
+/// "job 1c2d… network ingest succeeded in 1.20 s: 3 files, 150000 rows accepted, 2 rejected".
+fn one_line(job: &Job) -> String {
+    let s = &job.summary;
+    let elapsed = match (job.started_at, job.finished_at) {
+        (Some(a), Some(b)) => format!(" in {:.2} s", (b - a).num_milliseconds() as f64 / 1000.0),
+        _ => String::new(),
+    };
+    let mut parts = Vec::new();
+    if !s.files.is_empty() {
+        parts.push(format!("{} files", s.files.len()));
+    }
+    if s.rows_accepted + s.rows_rejected > 0 {
+        parts.push(format!(
+            "{} rows accepted, {} rejected",
+            s.rows_accepted, s.rows_rejected
+        ));
+    }
+    if let Some(e) = &job.error {
+        parts.push(e.clone());
+    }
+    let tail = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    };
+    format!(
+        "job {} {} {} {}{elapsed}{tail}",
+        job.id,
+        job.domain,
+        job.kind,
+        job.state.as_str()
+    )
+}
+
+async fn follow(base: &str, id: &str, json: bool) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/jobs/{id}/events", base.trim_end_matches('/'));
     let resp = reqwest::get(&url)
         .await
@@ -116,7 +181,11 @@ async fn follow(base: &str, id: &str) -> anyhow::Result<()> {
     bar.finish();
     match last {
         Some(job) => {
-            println!("{}", serde_json::to_string_pretty(&job)?);
+            if json {
+                crate::outcome::print(serde_json::to_string_pretty(&job)?)?;
+            } else {
+                crate::outcome::print(one_line(&job))?;
+            }
             if job.state == JobState::Succeeded {
                 Ok(())
             } else {

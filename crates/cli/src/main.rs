@@ -2,6 +2,7 @@
 //! data directory and calls into the platform or a domain crate.
 
 mod jobs_cmd;
+mod outcome;
 mod progress;
 mod settings;
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sluice_core::{Ctx, Domain, FileIngest, Job, JobState};
+use sluice_core::{Ctx, Domain, FileIngest, Job};
 
 use settings::{Common, ServeOpts};
 
@@ -36,6 +37,7 @@ enum Command {
     Demo(ServeOpts),
     /// Ingest files or folders (or `-` for standard input) into a domain, with a progress bar.
     /// Works with or without a running server on the same data directory.
+    #[command(after_help = outcome::INGEST_EXIT_CODES)]
     Ingest {
         /// The domain: network, trips or uptime.
         domain: String,
@@ -47,6 +49,9 @@ enum Command {
         /// content is always a duplicate, whatever its name.
         #[arg(long)]
         name: Option<String>,
+        /// One line per file (status, rows, why a file was rejected), not only the summary.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Write realistic, deterministic sample data.
     #[command(subcommand)]
@@ -106,7 +111,11 @@ fn lock_for_serving(common: &Common, opts: &ServeOpts) -> anyhow::Result<sluice_
     Ok(sluice_server::ServeLock::acquire(&settings.data_dir)?)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    outcome::exit(run())
+}
+
+fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -132,13 +141,14 @@ fn main() -> anyhow::Result<()> {
             domain,
             paths,
             name,
+            verbose,
         } => {
             let (ctx, domains) = open(&cli.common, None)?;
             let name = name.unwrap_or_else(|| {
                 format!("stdin-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"))
             });
             let job = ingest(&ctx, &domains, &domain, &paths, &name)?;
-            report_job(&job)
+            outcome::report_ingest(&job, verbose)
         }
         Command::Generate(GenerateCmd::Network(args)) => {
             let files = sluice_network::generate::generate(&args)?;
@@ -166,7 +176,7 @@ fn main() -> anyhow::Result<()> {
         Command::Harvest(args) => {
             let (ctx, _) = open(&cli.common, None)?;
             let summary = runtime()?.block_on(sluice_streams::cli::harvest(&ctx, args))?;
-            println!("{summary}");
+            outcome::print(summary)?;
             Ok(())
         }
         Command::Simulate(args) => runtime()?
@@ -193,7 +203,7 @@ fn report_uptime(ctx: &Ctx, args: &sluice_uptime::cli::ReportArgs) -> anyhow::Re
     let _ = watcher.join();
     match path {
         Some(path) => {
-            println!("{}", path.display());
+            outcome::print(path.display())?;
             Ok(())
         }
         None => bail!("{}", done.error.unwrap_or_default()),
@@ -376,53 +386,4 @@ fn ingest(
     };
     let _ = watcher.join();
     Ok(done?)
-}
-
-/// Prints a job's outcome; a failed job is an error exit.
-fn report_job(job: &Job) -> anyhow::Result<()> {
-    let s = &job.summary;
-    for f in &s.files {
-        let detail = f
-            .detail
-            .as_deref()
-            .map(|d| format!(" — {d}"))
-            .unwrap_or_default();
-        eprintln!(
-            "  {:<44} {:<9} {} rows, {} rejected{detail}",
-            f.name,
-            format!("{:?}", f.status).to_lowercase(),
-            f.rows_accepted,
-            f.rows_rejected
-        );
-    }
-    for r in s.rejections.iter().take(10) {
-        eprintln!("  rejected {}:{}: {}", r.file, r.line, r.reason);
-    }
-    if s.rows_rejected as usize > s.rejections.len().min(10) {
-        eprintln!(
-            "  … `sluice jobs show {}` lists the first {} rejections",
-            job.id,
-            s.rejections.len()
-        );
-    }
-    let elapsed = match (job.started_at, job.finished_at) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
-        _ => 0.0,
-    };
-    eprintln!(
-        "job {} {} in {elapsed:.2} s: {} rows accepted, {} rejected",
-        job.id,
-        job.state.as_str(),
-        s.rows_accepted,
-        s.rows_rejected
-    );
-    if job.state != JobState::Succeeded {
-        bail!(
-            "{}",
-            job.error
-                .clone()
-                .unwrap_or_else(|| "the job did not succeed".into())
-        );
-    }
-    Ok(())
 }

@@ -66,11 +66,12 @@ impl JobProgress {
                 bar.set_message(format!("{}{}", self.label, rows_note(job)));
             }
             None => {
-                // Plain lines at most twice a second, plus every state change.
+                // Plain lines at most twice a second. The end is the caller's to tell: a
+                // job that succeeded may still have landed nothing.
                 let due = self
                     .last_line
                     .is_none_or(|t| t.elapsed() >= Duration::from_millis(500));
-                if due || job.state.is_terminal() {
+                if due && !job.state.is_terminal() {
                     self.last_line = Some(Instant::now());
                     let total = p.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into());
                     eprintln!(

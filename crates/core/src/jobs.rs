@@ -378,6 +378,26 @@ impl Jobs {
         Ok(jobs)
     }
 
+    /// The jobs whose id starts with `prefix` (as `git` takes a commit by a unique prefix),
+    /// at most `limit`. A prefix of anything but hex digits and dashes matches nothing.
+    pub fn with_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<JobId>, DbError> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Ok(Vec::new());
+        }
+        self.inner.db.read(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM core_jobs WHERE substr(id, 1, length(?1)) = ?1
+                 ORDER BY rowid DESC LIMIT ?2",
+            )?;
+            let ids = stmt
+                .query_map(params![prefix, limit], |r| r.get::<_, String>(0))?
+                .filter_map(|id| id.map(|id| id.parse().ok()).transpose())
+                .collect::<Result<Vec<JobId>, _>>()?;
+            Ok(ids)
+        })
+    }
+
     /// A receiver of every job event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.inner.bus.subscribe()

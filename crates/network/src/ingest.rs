@@ -411,6 +411,16 @@ mod tests {
         (path, plain as u64)
     }
 
+    fn leb128(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while v >= 0x80 {
+            out.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
     fn fold_at(path: &Path, limit: u64, progress: &mut dyn FnMut(u64)) -> Folded {
         let name = FlowFileName::parse(NAME).unwrap();
         fold(path, &name, PeriodFrom::Rows, limit, progress).unwrap()
@@ -433,12 +443,15 @@ mod tests {
             top_k(s.service_bytes.clone(), 3),
             vec![(1, u128::from(rows) * 300)]
         );
-        assert_eq!(s.cell_users[&1001], vec![31_619_690_654]);
+        // Cell 1001 (delta 1001, zigzag 2002), one subscriber.
+        let mut cells = vec![0xD2, 0x0F, 1];
+        cells.extend(leb128(31_619_690_654));
+        assert_eq!(s.cells, cells);
         // Buffering every row until the end of the file held one slot per row (1 M here).
         assert!(
-            state.subscriber_slots() <= DEDUP_FROM,
-            "{} slots for one distinct subscriber",
-            state.subscriber_slots()
+            state.peak_cell_bytes <= DEDUP_FROM * 8,
+            "{} bytes for one distinct subscriber",
+            state.peak_cell_bytes
         );
     }
 

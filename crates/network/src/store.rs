@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, Transaction};
 use sluice_core::ledger::FileId;
 use sluice_core::{DbError, Migration};
 
-use crate::engine::{codec, top_k, FileState, IntervalState};
+use crate::engine::{codec, top_k, FileState, Map};
 use crate::parse::{HOUR_MS, PERIOD_MS};
 
 pub fn migrations() -> Vec<Migration> {
@@ -102,7 +102,7 @@ pub fn write_file(
             file.0,
             s.rows as i64,
             codec::encode_services(&s.service_bytes),
-            codec::encode_cells(&s.cell_users)
+            s.cells
         ])?;
         dirty.execute([p])?;
     }
@@ -145,15 +145,25 @@ pub fn recompute_dirty(conn: &mut Connection, before: Option<i64>) -> Result<usi
     Ok(periods.len() + hours.len())
 }
 
-/// Merged state of the 5-minute intervals in [start, start + len), and how many of them
-/// have rows.
-fn load_state(
-    tx: &Transaction<'_>,
-    start: i64,
-    len: i64,
-) -> Result<(IntervalState, u32), StoreError> {
-    let mut state = IntervalState::default();
-    let mut with_rows = std::collections::BTreeSet::new();
+/// Merged state of the 5-minute intervals of one KPI interval.
+#[derive(Default)]
+struct Merged {
+    rows: u64,
+    service_bytes: Map<i64, u128>,
+    /// Distinct subscribers per cell.
+    cell_users: Vec<(i64, u64)>,
+    /// 5-minute intervals with rows.
+    coverage: u32,
+}
+
+/// Merges the stored state of the 5-minute intervals in [start, start + len). A cell's
+/// subscribers are counted from the stored bytes: its count where one file has the cell,
+/// else the size of the union of its files' sets, decoded one cell at a time; the
+/// interval's subscribers are never held decoded all together.
+fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<Merged, StoreError> {
+    let mut state = Merged::default();
+    let mut with_rows = BTreeSet::new();
+    let mut blobs = Vec::new();
     let mut stmt = tx.prepare_cached(
         "SELECT period_start, rows, services, cells FROM network_file_interval
          WHERE period_start >= ?1 AND period_start < ?2",
@@ -172,15 +182,39 @@ fn load_state(
         })
         .map_err(|_| StoreError::Corrupt(period))?;
         let cells = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-        codec::decode_cells(cells, &mut state.cell_users)
-            .map_err(|_| StoreError::Corrupt(period))?;
+        blobs.push((period, cells.to_vec()));
     }
-    state.normalize();
-    Ok((state, with_rows.len() as u32))
+    state.coverage = with_rows.len() as u32;
+    // (cell, count, subscribers, period) of every file, grouped by cell.
+    let mut parts = Vec::new();
+    for (period, blob) in &blobs {
+        codec::cells(blob, |id, n, users| parts.push((id, n, users, *period)))
+            .map_err(|_| StoreError::Corrupt(*period))?;
+    }
+    parts.sort_by_key(|p| p.0);
+    let mut scratch = Vec::new();
+    for group in parts.chunk_by(|a, b| a.0 == b.0) {
+        let users = match group {
+            [(_, n, _, _)] => *n,
+            _ => {
+                scratch.clear();
+                for &(_, n, mut bytes, period) in group {
+                    for u in codec::users(&mut bytes, n) {
+                        scratch.push(u.map_err(|_| StoreError::Corrupt(period))?);
+                    }
+                }
+                scratch.sort_unstable();
+                scratch.dedup();
+                scratch.len() as u64
+            }
+        };
+        state.cell_users.push((group[0].0, users));
+    }
+    Ok(state)
 }
 
 fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), StoreError> {
-    let (state, coverage) = load_state(tx, start, g.millis())?;
+    let state = load_state(tx, start, g.millis())?;
     tx.execute(
         "DELETE FROM network_kpi WHERE granularity = ?1 AND interval_start = ?2",
         params![g as i64, start],
@@ -189,13 +223,13 @@ fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), Sto
         "DELETE FROM network_interval WHERE granularity = ?1 AND interval_start = ?2",
         params![g as i64, start],
     )?;
-    if coverage == 0 {
+    if state.coverage == 0 {
         return Ok(()); // every file of the interval was replaced by one without its rows
     }
     tx.execute(
         "INSERT INTO network_interval (granularity, interval_start, rows, coverage)
          VALUES (?1, ?2, ?3, ?4)",
-        params![g as i64, start, state.rows as i64, coverage],
+        params![g as i64, start, state.rows as i64, state.coverage],
     )?;
     let mut ins = tx.prepare_cached(
         "INSERT INTO network_kpi (kpi, granularity, interval_start, rank, item_id, value)
@@ -212,7 +246,7 @@ fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), Sto
             to_i64(bytes, start)?
         ])?;
     }
-    let cells = top_k(state.cell_users.iter().map(|(k, v)| (*k, v.len())), TOP_N);
+    let cells = top_k(state.cell_users, TOP_N);
     for (rank, (id, users)) in cells.into_iter().enumerate() {
         ins.execute(params![
             Kpi::TopCells as i64,

@@ -95,7 +95,17 @@ fn domains() -> Vec<Arc<dyn Domain>> {
 }
 
 fn open(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<(Ctx, Vec<Arc<dyn Domain>>)> {
-    let settings = settings::resolve(common, serve)?;
+    open_with(common, serve, |_| {})
+}
+
+/// [`open`] with the resolved settings adjusted first.
+fn open_with(
+    common: &Common,
+    serve: Option<&ServeOpts>,
+    adjust: impl FnOnce(&mut sluice_core::Settings),
+) -> anyhow::Result<(Ctx, Vec<Arc<dyn Domain>>)> {
+    let mut settings = settings::resolve(common, serve)?;
+    adjust(&mut settings);
     let domains = domains();
     sluice_server::check_settings(&settings, &domains).map_err(anyhow::Error::msg)?;
     let ctx = Ctx::open(settings).context("cannot open the database")?;
@@ -132,9 +142,17 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Demo(opts) => {
             let _lock = lock_for_serving(&cli.common, &opts)?;
-            let (ctx, domains) = open(&cli.common, Some(&opts))?;
             let rt = runtime()?;
-            let tries = rt.block_on(demo(&ctx))?;
+            // Runs as long as the demo serves: a harvest started with no source reads it.
+            let sim = rt.block_on(sluice_streams::cli::demo_simulator())?;
+            let (ctx, domains) = open_with(&cli.common, Some(&opts), |s| {
+                s.domains
+                    .entry("streams".into())
+                    .or_default()
+                    .entry("source")
+                    .or_insert_with(|| sim.url().into());
+            })?;
+            let tries = rt.block_on(demo(&ctx, &sim))?;
             rt.block_on(serve(ctx, domains, tries))
         }
         Command::Ingest {
@@ -299,7 +317,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// Loads every domain's demo data; returns the "try this" lines.
-async fn demo(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+async fn demo(ctx: &Ctx, sim: &sluice_streams::simulate::Simulator) -> anyhow::Result<Vec<String>> {
     let mut tries = Vec::new();
     let c = ctx.clone();
     eprintln!("demo: network — generating and ingesting three hours of flow files…");
@@ -311,7 +329,7 @@ async fn demo(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     eprintln!("demo: uptime — generating polls, ingesting, producing a report…");
     tries.extend(tokio::task::spawn_blocking(move || sluice_uptime::cli::demo(&c)).await??);
     eprintln!("demo: streams — harvesting the built-in simulator…");
-    tries.extend(sluice_streams::cli::demo(ctx).await?);
+    tries.extend(sluice_streams::cli::demo(ctx, sim).await?);
     Ok(tries)
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use sluice_core::Ctx;
 
-pub use crate::generate::{generate, GenerateArgs, GenerateError};
+pub use crate::generate::{generate, generate_periods, GenerateArgs, GenerateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -16,8 +16,9 @@ pub enum DemoError {
     Db(#[from] sluice_core::DbError),
 }
 
-/// Demo data: three hours of 2017-03-01 ingested now, and a background writer that drops one
-/// more 5-minute period into the inbox every 5 seconds (picked up live by `serve`).
+/// Demo data: 2017-03-01 00:00–09:00 ingested now, and a background writer that drops the
+/// next 5-minute period into the inbox every 5 seconds while the demo runs (picked up live by
+/// `serve`).
 pub fn demo(ctx: &Ctx) -> Result<Vec<String>, DemoError> {
     let inbox = ctx.settings.inbox_dir(crate::ingest::DOMAIN);
     let day = chrono::NaiveDate::from_ymd_opt(2017, 3, 1).expect("valid date");
@@ -25,7 +26,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, DemoError> {
         day,
         rows_per_file: 5_000,
         parts: 2,
-        periods: 36,
+        periods: DEMO_PERIODS,
         malformed: 0.001,
         seed: 42,
         out: inbox.clone(),
@@ -39,7 +40,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, DemoError> {
     }
     std::thread::spawn(move || trickle(args));
     Ok(vec![
-        "GET /kpi1?from=2017-03-01_00:00:00&to=2017-03-01_01:00:00&interval=5-minute".into(),
+        "GET /kpi1?from=2017-03-01_08:00:00&to=2017-03-01_09:00:00&interval=5-minute".into(),
         "GET /api/KPIs/2/?interval=2".into(),
         "GET /api/v1/network/kpis/top_cells?interval=1h&limit=10".into(),
         format!(
@@ -49,22 +50,30 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, DemoError> {
     ])
 }
 
+/// 2017-03-01 from midnight to 09:00, so the README's 08:00 queries have data.
+const DEMO_PERIODS: u32 = 108;
+
+/// The live part of the demo: the next period's files every 5 s for as long as it runs.
 fn trickle(args: GenerateArgs) {
+    // Generated in a hidden folder, then moved into the inbox: it never sees half a file.
     let tmp: PathBuf = args.out.join(".demo-next");
-    for periods in 37..=72 {
+    let next = GenerateArgs {
+        out: tmp.clone(),
+        ..args.clone()
+    };
+    for period in DEMO_PERIODS.. {
         std::thread::sleep(std::time::Duration::from_secs(5));
-        // Generate into a hidden folder, then move only the newest period into the inbox.
-        let next = GenerateArgs {
-            periods,
-            out: tmp.clone(),
-            ..args.clone()
+        let files = match generate_periods(&next, period..period + 1) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(error = %e, "the demo's live network feed stopped");
+                return;
+            }
         };
-        let Ok(files) = generate(&next) else { return };
-        for f in files.iter().rev().take(args.parts as usize) {
+        for f in files {
             if let Some(name) = f.file_name() {
-                let _ = std::fs::rename(f, args.out.join(name));
+                let _ = std::fs::rename(&f, args.out.join(name));
             }
         }
     }
-    let _ = std::fs::remove_dir_all(tmp);
 }

@@ -69,6 +69,15 @@ fn home_cell(subscriber: u64) -> u64 {
 
 /// Writes the files; returns their paths in period order.
 pub fn generate(args: &GenerateArgs) -> Result<Vec<PathBuf>, GenerateError> {
+    generate_periods(args, 0..args.periods)
+}
+
+/// Writes the files of the 5-minute periods `periods` counted from the day's midnight (past
+/// 288 into the next days); a period's files are the same bytes whichever range made them.
+pub fn generate_periods(
+    args: &GenerateArgs,
+    periods: std::ops::Range<u32>,
+) -> Result<Vec<PathBuf>, GenerateError> {
     if !(0.0..=1.0).contains(&args.malformed) {
         return Err(GenerateError::Share(args.malformed));
     }
@@ -82,7 +91,7 @@ pub fn generate(args: &GenerateArgs) -> Result<Vec<PathBuf>, GenerateError> {
         .expect("midnight exists")
         .and_utc()
         .timestamp_millis();
-    let jobs: Vec<(u32, u32)> = (0..args.periods)
+    let jobs: Vec<(u32, u32)> = periods
         .flat_map(|p| (1..=args.parts).map(move |part| (p, part)))
         .collect();
     jobs.par_iter()

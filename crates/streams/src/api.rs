@@ -190,7 +190,8 @@ fn max_duration_schema() -> utoipa::openapi::schema::Schema {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HarvestRequest {
-    /// Base URL of the events server, e.g. `http://localhost:8080`.
+    /// Base URL of the events server [default: `[streams] source` of the config, else
+    /// `http://127.0.0.1:8090`, where `sluice simulate` listens; in `sluice demo`, its simulator].
     #[schema(schema_with = sluice_core::http::nullable_http_url_schema)]
     pub source: Option<String>,
     pub user: Option<String>,

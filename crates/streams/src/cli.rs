@@ -20,8 +20,9 @@ use crate::simulate::{RandomConfig, ReplayTiming, SimConfig, SimMode, Simulator}
 /// `sluice simulate`: serve the three streams like the real events server.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on (port 0 picks a free one); the default is where `sluice harvest`
+    /// looks when given no source.
+    #[arg(long, default_value = harvest::DEFAULT_SIM_ADDR)]
     pub addr: SocketAddr,
     /// Basic auth user the simulator accepts.
     #[arg(long, default_value = DEFAULT_USER)]
@@ -110,7 +111,7 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 /// `sluice harvest`: consume the three streams until a stop condition, store every event.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct HarvestArgs {
-    /// Base URL of the events server [config: streams.source; default http://localhost:8080].
+    /// Base URL of the events server [config: streams.source; default http://127.0.0.1:8090, where `sluice simulate` listens].
     #[arg(long, value_name = "BASE_URL", env = "SLUICE_STREAMS_SOURCE")]
     pub source: Option<String>,
     /// Basic auth user [default sytac].
@@ -227,10 +228,10 @@ fn summary(source: &str, o: &HarvestOutcome) -> String {
     text
 }
 
-/// The streams part of `sluice demo`: a simulator on a random local port, a short harvest of
-/// it, and the URLs to try.
-pub async fn demo(ctx: &Ctx) -> Result<Vec<String>, StreamsError> {
-    let sim = Simulator::start(
+/// The simulator of `sluice demo`, on a free local port: the demo's harvests (its own, and
+/// any started with no source while it serves) read it.
+pub async fn demo_simulator() -> Result<Simulator, StreamsError> {
+    Simulator::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         SimConfig {
             user: DEFAULT_USER.into(),
@@ -242,7 +243,12 @@ pub async fn demo(ctx: &Ctx) -> Result<Vec<String>, StreamsError> {
             }),
         },
     )
-    .await?;
+    .await
+}
+
+/// The streams part of `sluice demo`: a short harvest of the demo's simulator, and the URLs
+/// to try.
+pub async fn demo(ctx: &Ctx, sim: &Simulator) -> Result<Vec<String>, StreamsError> {
     let params = HarvestParams::new(
         &sim.url(),
         DEFAULT_USER.into(),
@@ -255,7 +261,6 @@ pub async fn demo(ctx: &Ctx) -> Result<Vec<String>, StreamsError> {
     let outcome = running
         .await
         .map_err(|e| StreamsError::HarvestFailed(e.to_string()))??;
-    sim.stop().await;
     if let Some(error) = outcome.error {
         return Err(StreamsError::HarvestFailed(error));
     }

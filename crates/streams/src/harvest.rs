@@ -25,7 +25,10 @@ use crate::parse::{parse_message, Event, Malformed, Stream};
 use crate::sse::SseParser;
 use crate::store;
 
-pub const DEFAULT_SOURCE: &str = "http://localhost:8080";
+/// Where `sluice simulate` listens by default, so that a harvest with no source finds it
+/// (the real events server's own default, `http://localhost:8080`, is `serve`'s address).
+pub const DEFAULT_SIM_ADDR: &str = "127.0.0.1:8090";
+pub const DEFAULT_SOURCE: &str = "http://127.0.0.1:8090";
 pub const DEFAULT_USER: &str = "sytac";
 pub const DEFAULT_PASSWORD: &str = "4p9g-Dv7T-u8fe-iz6y-SRW2";
 pub const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(20);

@@ -379,7 +379,8 @@ async fn cli_harvest_prints_a_summary_and_writes_the_json_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_harvests_the_built_in_simulator() {
     let server = server().await;
-    let lines = sluice_streams::cli::demo(&server.ctx).await.unwrap();
+    let sim = sluice_streams::cli::demo_simulator().await.unwrap();
+    let lines = sluice_streams::cli::demo(&server.ctx, &sim).await.unwrap();
     assert!(lines[0].starts_with("streams: harvested "), "{lines:?}");
     assert!(lines.iter().any(|l| l == "GET /user_report"));
     let (status, users) = get(&server, "/user_report").await;

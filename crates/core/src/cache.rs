@@ -71,13 +71,19 @@ impl ResponseCache {
 /// Upper bound of a cached body; larger answers are served but not kept.
 const MAX_BODY: usize = 1 << 20;
 
-/// Middleware for read routes answering JSON: serves `GET`s from the cache keyed by path and
-/// query, and stores successful answers.
+/// Middleware for read routes answering JSON: serves `GET`s from the cache keyed by path,
+/// query and `Accept`, and stores successful JSON answers.
 pub async fn cached(State(cache): State<Arc<ResponseCache>>, req: Request, next: Next) -> Response {
     if req.method() != Method::GET {
         return next.run(req).await;
     }
-    let key = req.uri().to_string();
+    // `Accept` can select another representation of the same URL (CSV export).
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let key = format!("{}\0{accept}", req.uri());
     let version = match cache.get(&key) {
         Ok((Some(body), _)) => {
             return ([(header::CONTENT_TYPE, "application/json")], body).into_response()

@@ -355,8 +355,118 @@ impl Page {
     }
 }
 
+/// The representation of a read route that can export: `?format=` decides; without it
+/// `Accept: text/csv` (and no JSON in `Accept`) asks for CSV; JSON otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = ExportFormat, rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Csv,
+}
+
+impl Format {
+    pub fn negotiate(
+        format: Option<&str>,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Format, ApiError> {
+        match format {
+            Some("json") => Ok(Format::Json),
+            Some("csv") => Ok(Format::Csv),
+            None | Some("") => {
+                let accept = headers
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(|range| {
+                        range
+                            .split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
+                    .collect::<Vec<_>>();
+                let csv = accept.iter().any(|r| r == "text/csv");
+                let json = accept.iter().any(|r| r == "application/json");
+                Ok(if csv && !json {
+                    Format::Csv
+                } else {
+                    Format::Json
+                })
+            }
+            Some(other) => Err(ApiError::bad_param(
+                "format",
+                format!("unknown format `{other}`; expected json or csv"),
+            )),
+        }
+    }
+}
+
+/// A CSV answer (RFC 4180, a header row first) offered for download as `file_name`.
+pub fn csv_response<R, F>(file_name: &str, header: &[&str], rows: R) -> Response
+where
+    R: IntoIterator<Item = Vec<F>>,
+    F: AsRef<[u8]>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let written = w
+        .write_record(header)
+        .and_then(|()| rows.into_iter().try_for_each(|r| w.write_record(&r)));
+    let body = match written
+        .map_err(std::io::Error::from)
+        .and_then(|()| w.into_inner().map_err(|e| e.into_error()))
+    {
+        Ok(body) => body,
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn format_is_the_parameter_then_accept_then_json() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let accept = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(v));
+            h
+        };
+        let none = HeaderMap::new();
+        assert_eq!(Format::negotiate(None, &none).unwrap(), Format::Json);
+        assert_eq!(Format::negotiate(Some("csv"), &none).unwrap(), Format::Csv);
+        assert_eq!(
+            Format::negotiate(Some("json"), &accept("text/csv")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(None, &accept("text/csv;q=0.9")).unwrap(),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::negotiate(None, &accept("application/json, text/csv")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::negotiate(None, &accept("*/*")).unwrap(),
+            Format::Json
+        );
+        let e = Format::negotiate(Some("xml"), &none).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.param.as_deref(), Some("format"));
+    }
+
     use super::*;
 
     #[tokio::test]

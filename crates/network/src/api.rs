@@ -3,10 +3,12 @@
 //! routes (`/api/v1/network/ingest`, `/uploads`, `/files`) are the platform's generic ones.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, ProblemDoc};
+use sluice_core::http::{csv_response, ApiQuery, Format, ProblemDoc};
 use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -162,6 +164,10 @@ struct KpiParams {
     /// Intervals to skip.
     #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
     offset: Option<u64>,
+    /// `json` (default) or `csv`: the same page, one row per ranked entry. Without it,
+    /// `Accept: text/csv` asks for CSV.
+    #[param(value_type = Option<Format>, inline)]
+    format: Option<String>,
 }
 
 /// One ranked entry of an interval.
@@ -205,15 +211,18 @@ struct KpiPage {
 #[utoipa::path(get, path = "/api/v1/network/kpis/{kpi}", tag = "network",
     params(KpiPath, KpiParams),
     responses(
-        (status = 200, body = KpiPage, description = "a page of intervals"),
+        (status = 200, description = "a page of intervals (JSON), or its entries as CSV",
+            content((KpiPage = "application/json"), (String = "text/csv"))),
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "bad parameter"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "unknown KPI")))]
 async fn query_kpi(
     State(ctx): State<Ctx>,
     Path(KpiPath { kpi }): Path<KpiPath>,
+    headers: HeaderMap,
     ApiQuery(p): ApiQuery<KpiParams>,
-) -> Result<Json<KpiPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let kpi = parse_kpi(&kpi)?;
+    let format = Format::negotiate(p.format.as_deref(), &headers)?;
     let granularity = granularity_param(
         p.interval.as_deref(),
         &["5m", "5-minute", "1"],
@@ -289,14 +298,64 @@ async fn query_kpi(
         items.truncate(page_size as usize);
         offset + u64::from(page_size)
     });
+    let name = match kpi {
+        Kpi::TopServices => "top_services",
+        Kpi::TopCells => "top_cells",
+    };
+    if format == Format::Csv {
+        return Ok(kpi_csv(kpi, name, &items));
+    }
     Ok(Json(KpiPage {
-        kpi: match kpi {
-            Kpi::TopServices => "top_services",
-            Kpi::TopCells => "top_cells",
-        },
+        kpi: name,
         items,
         next_offset,
-    }))
+    })
+    .into_response())
+}
+
+/// One row per ranked entry, the interval's fields repeated.
+fn kpi_csv(kpi: Kpi, name: &str, items: &[IntervalKpi]) -> Response {
+    let (item, value) = match kpi {
+        Kpi::TopServices => ("service_id", "total_bytes"),
+        Kpi::TopCells => ("cell_id", "unique_users"),
+    };
+    let header = [
+        "interval_start",
+        "interval_end",
+        "interval",
+        "rows",
+        "coverage",
+        "rank",
+        item,
+        value,
+    ];
+    let rows = items.iter().flat_map(|i| {
+        i.top.iter().map(move |e| {
+            let (rank, id, v) = match *e {
+                TopEntry::Service {
+                    rank,
+                    service_id,
+                    total_bytes,
+                } => (rank, service_id, total_bytes),
+                TopEntry::Cell {
+                    rank,
+                    cell_id,
+                    unique_users,
+                } => (rank, cell_id, unique_users),
+            };
+            vec![
+                i.interval_start.clone(),
+                i.interval_end.clone(),
+                i.interval.to_owned(),
+                i.rows.to_string(),
+                i.coverage.to_string(),
+                rank.to_string(),
+                id.to_string(),
+                v.to_string(),
+            ]
+        })
+    });
+    csv_response(&format!("{name}.csv"), &header, rows)
 }
 
 fn label(g: Granularity) -> &'static str {

@@ -3,11 +3,13 @@
 //! (inbox, uploads, files) are the platform's generic ones for this domain.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use sluice_core::http::{ApiQuery, Page, ProblemDoc};
+use sluice_core::http::{csv_response, ApiQuery, Format, Page, ProblemDoc};
 use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -213,15 +215,21 @@ pub struct TripsQuery {
     /// 1..=1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `json` (default) or `csv`; without it, `Accept: text/csv` asks for CSV.
+    #[param(value_type = Option<Format>, inline)]
+    pub format: Option<String>,
 }
 
-/// Trips, in id order, with filters and cursor pagination.
+/// Trips, in id order, with filters and cursor pagination; as CSV, the same page.
 #[utoipa::path(get, path = "/api/v1/trips/trips", params(TripsQuery),
-    responses((status = 200, body = TripPage), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
+    responses((status = 200, description = "a page of trips (JSON), or the page as CSV",
+            content((TripPage = "application/json"), (String = "text/csv"))), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn list_trips(
     State(ctx): State<Ctx>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<TripsQuery>,
-) -> Result<Json<TripPage>, ApiError> {
+) -> Result<Response, ApiError> {
+    let format = Format::negotiate(q.format.as_deref(), &headers)?;
     let limit = Page {
         limit: q.limit,
         offset: None,
@@ -237,7 +245,33 @@ async fn list_trips(
         ..TripFilter::default()
     };
     let items = ctx.db.read_async(move |c| store::trips(c, &f)).await?;
-    Ok(Json(page(items, limit)))
+    let page = page(items, limit);
+    if format == Format::Csv {
+        let header = [
+            "id",
+            "region",
+            "datasource",
+            "datetime",
+            "origin_lon",
+            "origin_lat",
+            "destination_lon",
+            "destination_lat",
+        ];
+        let rows = page.items.into_iter().map(|t| {
+            vec![
+                t.id.to_string(),
+                t.region,
+                t.datasource,
+                t.datetime,
+                t.origin[0].to_string(),
+                t.origin[1].to_string(),
+                t.destination[0].to_string(),
+                t.destination[1].to_string(),
+            ]
+        });
+        return Ok(csv_response("trips.csv", &header, rows));
+    }
+    Ok(Json(page).into_response())
 }
 
 /// One trip with its full-precision coordinates.
@@ -418,6 +452,9 @@ pub struct WeeklyQuery {
         pattern = r"^([0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
     )]
     pub to: Option<String>,
+    /// `json` (default) or `csv` (the per-week series); without it, `Accept: text/csv` asks for CSV.
+    #[param(value_type = Option<Format>, inline)]
+    pub format: Option<String>,
 }
 
 /// The area of a weekly average.
@@ -538,16 +575,33 @@ impl WeeklyRequest {
     }
 }
 
-/// Average trips per week for a region, a box (with `match`) or everything; exact.
+/// Average trips per week for a region, a box (with `match`) or everything; exact. As CSV,
+/// the per-week series it averages.
 #[utoipa::path(get, path = "/api/v1/trips/weekly-average", params(WeeklyQuery),
-    responses((status = 200, body = WeeklyOut), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
+    responses((status = 200, description = "the average (JSON), or its weeks as CSV",
+            content((WeeklyOut = "application/json"), (String = "text/csv"))), (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "a malformed parameter, named in `param`")))]
 async fn weekly_average(
     State(ctx): State<Ctx>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<WeeklyQuery>,
-) -> Result<Json<WeeklyOut>, ApiError> {
+) -> Result<Response, ApiError> {
+    let format = Format::negotiate(q.format.as_deref(), &headers)?;
     let req = WeeklyRequest::parse(&q)?;
     let out = ctx.db.read_async(move |c| req.run(c)).await?;
-    Ok(Json(out))
+    if format == Format::Csv {
+        let header = ["year", "week", "label", "week_start", "trips"];
+        let rows = out.result.series.into_iter().map(|w| {
+            vec![
+                w.year.to_string(),
+                w.week.to_string(),
+                w.label,
+                w.week_start,
+                w.trips.to_string(),
+            ]
+        });
+        return Ok(csv_response("weekly-average.csv", &header, rows));
+    }
+    Ok(Json(out).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]

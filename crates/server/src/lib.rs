@@ -4,6 +4,7 @@
 //! - [`app`]: the router — domain routes, generic ingestion routes, job routes, health,
 //!   metrics, OpenAPI — and the layers (auth, body limit, metrics, tracing).
 //! - `jobs_api`: job snapshots and the push channels (SSE per job and for all jobs, WebSocket).
+//! - `dashboard`: the web dashboard at `/` (embedded assets, no network needed).
 //! - `auth`: bearer-token check on mutating routes.
 //! - `guard`: without a token, loopback `Host`, same-origin and JSON-only checks.
 //! - `metrics`: Prometheus counters and histograms.
@@ -17,6 +18,7 @@
 
 mod auth;
 mod connections;
+mod dashboard;
 mod guard;
 mod jobs_api;
 mod metrics;
@@ -210,7 +212,8 @@ pub fn app(ctx: Ctx, domains: &[Arc<dyn Domain>]) -> Router {
         .route("/health", get(health))
         .route("/api/v1/openapi.json", get(openapi_json).with_state(doc))
         .merge(jobs_api::routes(ctx.clone()))
-        .merge(metrics.routes());
+        .merge(metrics.routes())
+        .merge(dashboard::routes());
     for d in domains {
         router = router.merge(d.router(ctx.clone()));
         if let Some(ingest) = d.file_ingest() {

@@ -194,7 +194,7 @@ fn commit(
     ctx: &Ctx,
     job: &JobHandle,
     meta: &InputMeta,
-    state: &FileState,
+    state: &mut FileState,
     period_from: PeriodFrom,
 ) -> Result<FileResult, IngestError> {
     let outcome = ctx.db.write(|conn| {
@@ -334,11 +334,11 @@ impl FileIngest for NetworkIngest {
                         warnings: 0,
                         detail: Some(reason),
                     }),
-                    Folded::Ready(meta, state) => {
+                    Folded::Ready(meta, mut state) => {
                         if let Some(p) = state.intervals.keys().next_back() {
                             newest_hour = newest_hour.max(Some(p.hour()));
                         }
-                        let result = commit(ctx, job, &meta, &state, period_from)?;
+                        let result = commit(ctx, job, &meta, &mut state, period_from)?;
                         if result.status != FileStatus::Duplicate {
                             summary.rows_rejected += state.rejected;
                             for r in state.rejections {

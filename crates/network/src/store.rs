@@ -71,12 +71,15 @@ fn to_i64(v: u128, period: i64) -> Result<i64, StoreError> {
 }
 
 /// Writes one file's state in its ingestion transaction, removing the contribution of the file
-/// it replaces first, and marks the touched intervals dirty.
+/// it replaces first, and marks the touched intervals dirty. Each interval's cells are moved
+/// out of `state` once SQLite holds its copy: one interval of a large file stores tens of MB,
+/// and SQLite copies a bound blob and again into the record, so keeping ours too would hold
+/// a third copy.
 pub fn write_file(
     tx: &Transaction<'_>,
     file: FileId,
     replaced: Option<FileId>,
-    state: &FileState,
+    state: &mut FileState,
 ) -> Result<(), StoreError> {
     if let Some(old) = replaced {
         tx.execute(
@@ -89,21 +92,21 @@ pub fn write_file(
             [old.0],
         )?;
     }
-    let mut ins = tx.prepare_cached(
+    // Not cached: a cached statement would keep the last bound blob until its next use.
+    let mut ins = tx.prepare(
         "INSERT INTO network_file_interval (period_start, file_id, rows, services, cells)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut dirty =
         tx.prepare_cached("INSERT OR IGNORE INTO network_dirty (period_start) VALUES (?1)")?;
-    for (period, s) in &state.intervals {
+    for (period, s) in &mut state.intervals {
         let p = period.millis();
-        ins.execute(params![
-            p,
-            file.0,
-            s.rows as i64,
-            codec::encode_services(&s.service_bytes),
-            s.cells
-        ])?;
+        ins.raw_bind_parameter(1, p)?;
+        ins.raw_bind_parameter(2, file.0)?;
+        ins.raw_bind_parameter(3, s.rows as i64)?;
+        ins.raw_bind_parameter(4, codec::encode_services(&s.service_bytes))?;
+        ins.raw_bind_parameter(5, std::mem::take(&mut s.cells))?;
+        ins.raw_execute()?;
         dirty.execute([p])?;
     }
     Ok(())
@@ -157,12 +160,18 @@ struct Merged {
 }
 
 /// Merges the stored state of the 5-minute intervals in [start, start + len). A cell's
-/// subscribers are counted from the stored bytes: its count where one file has the cell,
-/// else the size of the union of its files' sets, decoded one cell at a time; the
+/// subscribers are counted from the stored bytes: its stored count where one file has the
+/// cell, else the size of the union of its files' sets, decoded one cell at a time; the
 /// interval's subscribers are never held decoded all together.
 fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<Merged, StoreError> {
     let mut state = Merged::default();
     let mut with_rows = BTreeSet::new();
+    let files: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM network_file_interval
+             WHERE period_start >= ?1 AND period_start < ?2",
+        )?
+        .query_row([start, start + len], |r| r.get(0))?;
     let mut blobs = Vec::new();
     let mut stmt = tx.prepare_cached(
         "SELECT period_start, rows, services, cells FROM network_file_interval
@@ -182,7 +191,13 @@ fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<Merged, Stor
         })
         .map_err(|_| StoreError::Corrupt(period))?;
         let cells = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-        blobs.push((period, cells.to_vec()));
+        if files == 1 {
+            // Its stored counts are the answer, read in place: no copy of a large blob.
+            codec::cells(cells, |id, n, _| state.cell_users.push((id, n)))
+                .map_err(|_| StoreError::Corrupt(period))?;
+        } else {
+            blobs.push((period, cells.to_vec()));
+        }
     }
     state.coverage = with_rows.len() as u32;
     // (cell, count, subscribers, period) of every file, grouped by cell.

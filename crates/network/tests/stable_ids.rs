@@ -44,7 +44,7 @@ async fn ingested_in_order(order: [usize; 4]) -> [String; 2] {
 fn commit_then_crash(s: &TestServer, name: &str) {
     let bytes = seed(SYSTEM, name);
     let period_end = FlowFileName::parse(name).map(|n| n.period_end);
-    let state = fold_file(name, &bytes[..], period_end, PeriodFrom::Rows, |_| {}).unwrap();
+    let mut state = fold_file(name, &bytes[..], period_end, PeriodFrom::Rows, |_| {}).unwrap();
     let meta = InputMeta {
         name: name.to_owned(),
         hash: ContentHash(blake3::hash(&bytes).to_hex().to_string()),
@@ -54,7 +54,7 @@ fn commit_then_crash(s: &TestServer, name: &str) {
         .db
         .write(|conn| {
             ledger::ingest_atomically(conn, "network", &meta, None, |tx, id, replaced| {
-                store::write_file(tx, id, replaced, &state)?;
+                store::write_file(tx, id, replaced, &mut state)?;
                 Ok::<_, StoreError>(Counts {
                     accepted: state.accepted,
                     rejected: state.rejected,

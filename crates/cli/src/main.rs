@@ -126,14 +126,22 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A server logs one line per job start and end; a command that shows its own progress
+    // and outcome does not repeat them.
+    let default_log = match cli.command {
+        Command::Serve(_) | Command::Demo(_) => "info,refinery_core=warn,tower_http=warn",
+        _ => "info,refinery_core=warn,tower_http=warn,sluice::jobs=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "info,refinery_core=warn,tower_http=warn".into()),
+                .unwrap_or_else(|_| default_log.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: not in journald, log files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Serve(opts) => {
             let _lock = lock_for_serving(&cli.common, &opts)?;
@@ -259,6 +267,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> anyhow::Result<()> {
     let stop = stop_signal();
+    prune_jobs_hourly(&ctx);
     let listener = sluice_server::bind(&ctx).await?;
     sluice_server::watch_inboxes(&ctx, &domains)?;
     let addr = listener.local_addr()?;
@@ -294,6 +303,29 @@ async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> a
     })
     .await;
     Ok(())
+}
+
+/// Deletes finished jobs older than `job_retention_days`, now and every hour after.
+fn prune_jobs_hourly(ctx: &Ctx) {
+    let days = ctx.settings.job_retention_days;
+    if days == 0 {
+        return;
+    }
+    let jobs = ctx.jobs.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(days as i64);
+            let j = jobs.clone();
+            match tokio::task::spawn_blocking(move || j.prune_finished(cutoff)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(jobs = n, days, "pruned finished jobs"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot prune old jobs"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune old jobs"),
+            }
+        }
+    });
 }
 
 /// Ctrl-C, or SIGTERM (what systemd and container runtimes send to stop a service). The

@@ -78,7 +78,14 @@ pub struct ServeOpts {
     /// Connections served at once [default: 1024].
     #[arg(long, env = "SLUICE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Days after which finished jobs are deleted (checked at start and hourly); 0 keeps
+    /// them forever [default: 30].
+    #[arg(long, env = "SLUICE_JOB_RETENTION_DAYS")]
+    pub job_retention_days: Option<u64>,
 }
+
+/// A century: beyond it, "forever" is spelled 0.
+const MAX_RETENTION_DAYS: u64 = 36_500;
 
 pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Settings> {
     let file = match &common.config {
@@ -150,6 +157,12 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     }
     if let Some(t) = o.idle_timeout_secs.or(file.idle_timeout_secs) {
         s.idle_timeout_secs = t;
+    }
+    if let Some(d) = o.job_retention_days.or(file.job_retention_days) {
+        if d > MAX_RETENTION_DAYS {
+            anyhow::bail!("job_retention_days must be at most {MAX_RETENTION_DAYS} (0 keeps jobs forever), got {d}");
+        }
+        s.job_retention_days = d;
     }
     if let Some(n) = o.max_connections.or(file.max_connections) {
         if n == 0 {

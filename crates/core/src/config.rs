@@ -37,6 +37,8 @@ pub struct Settings {
     /// Largest size of the database file (rounded up to whole pages); an input that would
     /// grow it further fails as on a full disk, with nothing of it kept. `None`: no cap.
     pub max_db_bytes: Option<u64>,
+    /// Finished jobs are deleted this many days after they ended (0: kept forever).
+    pub job_retention_days: u64,
     /// Per-domain tables of the config file (`[trips]`, `[streams]`, …), read by the domains.
     pub domains: BTreeMap<String, toml::Table>,
 }
@@ -56,6 +58,7 @@ impl Default for Settings {
             idle_timeout_secs: 60,
             max_connections: 1024,
             max_db_bytes: None,
+            job_retention_days: 30,
             domains: BTreeMap::new(),
         }
     }
@@ -103,6 +106,7 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_db_bytes: Option<u64>,
+    pub job_retention_days: Option<u64>,
     #[serde(flatten)]
     pub domains: BTreeMap<String, toml::Value>,
 }

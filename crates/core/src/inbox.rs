@@ -168,7 +168,7 @@ pub fn watch(ctx: Ctx, ingest: Arc<dyn FileIngest>) -> notify::Result<tokio::tas
     let watcher = watch_with(dir, ingest.clone(), rescan, tx)?;
     Ok(tokio::spawn(async move {
         while let Some(files) = rx.recv().await {
-            tracing::info!(
+            tracing::debug!(
                 domain = ingest.domain(),
                 files = files.len(),
                 "inbox files complete"

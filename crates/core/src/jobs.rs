@@ -398,6 +398,18 @@ impl Jobs {
         })
     }
 
+    /// Deletes finished jobs (succeeded, failed, cancelled) that ended before `before`;
+    /// returns how many. Jobs still queued or running are never pruned.
+    pub fn prune_finished(&self, before: DateTime<Utc>) -> Result<usize, DbError> {
+        self.inner.db.write(|c| {
+            Ok(c.execute(
+                "DELETE FROM core_jobs WHERE state IN ('succeeded','failed','cancelled')
+                 AND finished_at < ?1",
+                [before.to_rfc3339()],
+            )?)
+        })
+    }
+
     /// A receiver of every job event published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.inner.bus.subscribe()
@@ -572,6 +584,7 @@ impl JobHandle {
             j.started_at = Some(Utc::now());
         });
         self.jobs.persist(&job)?;
+        tracing::info!(target: LOG_TARGET, job = %job.id, domain = %job.domain, kind = %job.kind, "job started");
         self.jobs.publish("job.running", job);
         Ok(())
     }
@@ -672,6 +685,7 @@ impl JobHandle {
             j.error = error;
         });
         let persisted = self.jobs.persist(&job);
+        log_end(&job);
         self.jobs.lock_live().remove(&self.id);
         self.jobs
             .publish(&format!("job.{}", state.as_str()), job.clone());
@@ -685,6 +699,27 @@ impl JobHandle {
             });
         }
         persisted.map(|_| job)
+    }
+}
+
+/// The tracing target of the one line per job start and end (`sluice` CLI commands that show
+/// their own progress turn it down).
+pub const LOG_TARGET: &str = "sluice::jobs";
+
+fn log_end(job: &Job) {
+    let secs = match (job.started_at, job.finished_at) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let s = &job.summary;
+    let (id, domain, kind, state) = (job.id, &job.domain, &job.kind, job.state.as_str());
+    match &job.error {
+        None => tracing::info!(target: LOG_TARGET, job = %id, %domain, %kind, state, secs,
+            files = s.files.len(), rows_accepted = s.rows_accepted, rows_rejected = s.rows_rejected,
+            "job ended"),
+        Some(error) => tracing::warn!(target: LOG_TARGET, job = %id, %domain, %kind, state, secs,
+            files = s.files.len(), rows_accepted = s.rows_accepted, rows_rejected = s.rows_rejected,
+            %error, "job ended"),
     }
 }
 
@@ -797,6 +832,25 @@ mod tests {
         drop(h);
         let job = jobs.get(id).unwrap().unwrap();
         assert_eq!(job.state, JobState::Failed);
+    }
+
+    #[test]
+    fn pruning_removes_only_finished_jobs_that_ended_before_the_cutoff() {
+        let (_d, jobs) = jobs();
+        let done = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
+        let done_id = done.id();
+        done.start().unwrap();
+        done.succeed(Summary::default()).unwrap();
+        let running = jobs.create(NewJob::new("x", "y", "rows")).unwrap();
+        running.start().unwrap();
+        let hour = chrono::Duration::hours(1);
+        assert_eq!(jobs.prune_finished(Utc::now() - hour).unwrap(), 0);
+        assert_eq!(jobs.prune_finished(Utc::now() + hour).unwrap(), 1);
+        assert!(jobs.get(done_id).unwrap().is_none());
+        assert_eq!(
+            jobs.get(running.id()).unwrap().unwrap().state,
+            JobState::Running
+        );
     }
 
     #[test]

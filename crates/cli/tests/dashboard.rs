@@ -41,10 +41,16 @@ impl Drop for Kill {
 
 /// Starts `sluice demo` on a free port; returns it and its base URL once it serves.
 fn start_demo(data: &Path) -> (Kill, String) {
+    start_sluice(data, &["demo", "--addr", "127.0.0.1:0"])
+}
+
+/// Starts `sluice <args>` (`demo` or `serve` on a free port); returns it and its base URL
+/// once it serves.
+fn start_sluice(data: &Path, args: &[&str]) -> (Kill, String) {
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
-        .args(["demo", "--addr", "127.0.0.1:0"])
+        .args(args)
         .env("SLUICE_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -279,12 +285,10 @@ impl Page {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_pages_in_chromium() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_demo, base) = start_demo(&dir.path().join("data"));
+/// Runs `steps` in a fresh chromium against `base`; closes the browser however they end.
+async fn with_browser(base: String, profile: &Path, steps: impl AsyncFnOnce(&Page)) {
     let (_driver, driver) = start_chromedriver().await;
-    let client = browser(&driver, &dir.path().join("profile")).await;
+    let client = browser(&driver, profile).await;
     let page = Page {
         client,
         driver,
@@ -292,19 +296,85 @@ async fn dashboard_pages_in_chromium() {
         http: reqwest::Client::new(),
         shots: repo_root().join("target/dashboard-screenshots"),
     };
-    let result = async {
-        overview(&page).await;
-        network(&page).await;
-        trips(&page).await;
-        streams(&page).await;
-        uptime(&page).await;
-    };
-    // Close the browser whatever happened, then report.
-    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    let outcome =
+        futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(steps(&page))).await;
     page.client.clone().close().await.ok();
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_pages_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_demo, base) = start_demo(&dir.path().join("data"));
+    with_browser(base, &dir.path().join("profile"), async |page: &Page| {
+        overview(page).await;
+        network(page).await;
+        trips(page).await;
+        streams(page).await;
+        uptime(page).await;
+    })
+    .await;
+}
+
+/// With a token configured, the page's mutating requests are refused until the token is
+/// typed into the header's field; then they carry `Authorization: Bearer` and pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_sends_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = start_sluice(
+        &dir.path().join("data"),
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--token",
+            "s3cret-dashboard",
+        ],
+    );
+    with_browser(base, &dir.path().join("profile"), async |p: &Page| {
+        p.open("uptime").await;
+        p.no_errors("uptime").await;
+        let trigger = p.client.find(Locator::Css("#report-trigger")).await.unwrap();
+        trigger.click().await.unwrap();
+        let flash = p
+            .until(
+                "(f => !f.hidden && f.textContent)(document.getElementById('flash'))",
+                "the refusal",
+            )
+            .await;
+        assert!(
+            flash.as_str().unwrap().contains("Bearer"),
+            "the page shows the server's reason: {flash}"
+        );
+        // The refusal was logged: drain it.
+        assert!(!p.errors().await.is_empty());
+        let field = p.client.find(Locator::Css("#token")).await.unwrap();
+        field.send_keys("s3cret-dashboard").await.unwrap();
+        // Leaving the field commits it (a `change` event).
+        p.client
+            .find(Locator::Css("h2"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let stored = p
+            .js("return sessionStorage.getItem('sluice.token');", vec![])
+            .await;
+        assert_eq!(stored, "s3cret-dashboard");
+        trigger.click().await.unwrap();
+        let state = p
+            .until(
+                "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector('#report-progress .state'))",
+                "the report to end",
+            )
+            .await;
+        assert_eq!(state, "succeeded");
+        p.no_errors("uptime with a token").await;
+    })
+    .await;
 }
 
 async fn overview(p: &Page) {
@@ -426,11 +496,21 @@ async fn network(p: &Page) {
     el.select_by_value("10").await.unwrap();
     p.until("document.body.dataset.ready === 'network'", "top 10")
         .await;
-    let rows = p.count("#table-services tbody tr").await;
+    // New periods keep arriving in the demo: ask the API for the span the page shows.
+    // (One read: the page redraws whenever a network job succeeds.)
+    let span = p
+        .js(
+            "const s = document.getElementById('kpi-services');
+             return [s.dataset.from, s.dataset.to, s.querySelectorAll('tbody tr').length];",
+            vec![],
+        )
+        .await;
+    let rows = span[2].as_u64().unwrap();
     let api = p
         .api(&format!(
-            "/api/v1/network/kpis/top_services?interval=1h&limit=10&page_size=1000&from={d}T00:00:00Z&to={d}T23:59:59Z",
-            d = p.js("return document.getElementById('net-day').value;", vec![]).await.as_str().unwrap()
+            "/api/v1/network/kpis/top_services?interval=1h&limit=10&page_size=1000&from={}&to={}",
+            span[0].as_str().unwrap(),
+            span[1].as_str().unwrap()
         ))
         .await;
     let expected: usize = api["items"]

@@ -469,7 +469,8 @@ function kpiSection(title, id, items, key, value, unit, file) {
   ];
   const hhmm = (x) => new Date(x).toISOString().slice(11, 16);
   const dl = h('button', { class: 'secondary', id: `csv-${id}`, onclick: () => download(file, csvOf(cols, rows)) }, 'Download CSV');
-  return h('section', { class: 'kpi', id: `kpi-${id}` },
+  const span = items.length ? { 'data-from': items[0].interval_start, 'data-to': items[items.length - 1].interval_end } : {};
+  return h('section', { class: 'kpi', id: `kpi-${id}`, ...span },
     h('h3', null, title, ' ', dl),
     xs.length ? lineChart({ xs, series, xLabel: hhmm, yTitle: unit }) : h('p', { class: 'muted' }, 'no intervals in this range'),
     h('div', { class: 'scroll' }, tableOf(cols, rows, { id: `table-${id}` })));

@@ -50,8 +50,9 @@ pub struct Common {
 /// Options of the commands that serve HTTP (`serve`, `demo`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct ServeOpts {
-    /// Listen address [default: 127.0.0.1:8080]. Addresses beyond loopback need a token.
-    #[arg(long, env = "SLUICE_ADDR")]
+    /// Listen address, `IP:PORT` or `localhost:PORT` [default: 127.0.0.1:8080]. Addresses
+    /// beyond loopback need a token.
+    #[arg(long, env = "SLUICE_ADDR", value_parser = sluice_core::config::parse_listen_addr)]
     pub addr: Option<SocketAddr>,
     /// Bearer token required on every route that changes data.
     #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]

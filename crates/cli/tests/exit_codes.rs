@@ -227,3 +227,37 @@ async fn jobs_follow_ends_with_one_line_or_the_job_as_json() {
     let job: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(job["state"], "succeeded");
 }
+
+#[test]
+fn a_taken_port_is_named_with_a_hint_and_localhost_is_an_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = sluice(&tmp.path().join("a"), &["serve", "--addr", &addr]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("is another sluice"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one cause, once: {err}");
+
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(tmp.path().join("b"))
+        .args(["serve", "--addr", "localhost:0"])
+        .env("SLUICE_LOG", "warn")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        line.starts_with("sluice serving http://127.0.0.1:"),
+        "{line}"
+    );
+}

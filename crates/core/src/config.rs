@@ -90,11 +90,33 @@ impl Settings {
     }
 }
 
+/// A listen address: `IP:PORT` (`[::1]:PORT` for IPv6), or `localhost:PORT` (loopback).
+/// Other names are not resolved: a listen address should not depend on DNS.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let port = s
+        .strip_prefix("localhost:")
+        .ok_or_else(|| format!("`{s}` is not a listen address; expected IP:PORT or localhost:PORT, e.g. 127.0.0.1:8080"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` in `{s}` is not a port (0 to 65535)"))?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| parse_listen_addr(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// The optional TOML config file. Every field is optional; unknown top-level tables are
 /// domain sections.
 #[derive(Debug, Default, Deserialize)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "listen_addr")]
     pub addr: Option<SocketAddr>,
     pub token: Option<String>,
     pub allowed_hosts: Option<Vec<String>>,
@@ -148,6 +170,26 @@ impl FileConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn listen_addresses_are_ip_port_or_localhost_port() {
+        assert_eq!(
+            parse_listen_addr("localhost:9000").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9000))
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:80").unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert!(parse_listen_addr("localhost:99999")
+            .unwrap_err()
+            .contains("not a port"));
+        assert!(parse_listen_addr("example.com:80")
+            .unwrap_err()
+            .contains("IP:PORT or localhost:PORT"));
+        let file: FileConfig = toml::from_str("addr = \"localhost:8081\"").unwrap();
+        assert_eq!(file.addr, Some(SocketAddr::from(([127, 0, 0, 1], 8081))));
+    }
+
     use super::*;
 
     #[test]

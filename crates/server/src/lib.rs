@@ -46,7 +46,7 @@ pub enum ServeError {
     Db(#[from] DbError),
     #[error("refusing to listen on {0} without a token: set SLUICE_TOKEN (or --token) to serve beyond loopback")]
     NotLoopback(SocketAddr),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{hint}", hint = bind_hint(.source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -65,6 +65,16 @@ pub enum ServeError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// What to do about the commonest failure to listen.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " — is another sluice (or another server) running there? Stop it, or pick a free port with --addr 127.0.0.1:PORT"
+        }
+        _ => "",
+    }
 }
 
 /// Refuses, before anything is created, to listen beyond loopback without a token.

@@ -22,7 +22,8 @@ use crate::simulate::{RandomConfig, ReplayTiming, SimConfig, SimMode, Simulator}
 pub struct SimulateArgs {
     /// Address to listen on (port 0 picks a free one); the default is where `sluice harvest`
     /// looks when given no source.
-    #[arg(long, default_value = harvest::DEFAULT_SIM_ADDR)]
+    #[arg(long, default_value = harvest::DEFAULT_SIM_ADDR,
+        value_parser = sluice_core::config::parse_listen_addr)]
     pub addr: SocketAddr,
     /// Basic auth user the simulator accepts.
     #[arg(long, default_value = DEFAULT_USER)]

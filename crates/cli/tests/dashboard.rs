@@ -501,7 +501,8 @@ async fn network(p: &Page) {
     let span = p
         .js(
             "const s = document.getElementById('kpi-services');
-             return [s.dataset.from, s.dataset.to, s.querySelectorAll('tbody tr').length];",
+             return [s.dataset.from, s.dataset.to, s.querySelectorAll('tbody tr').length,
+                     document.getElementById('csv-services').href];",
             vec![],
         )
         .await;
@@ -523,6 +524,28 @@ async fn network(p: &Page) {
         rows as usize, expected,
         "the table shows what the API answers"
     );
+    // Its CSV link is the server's CSV of the same query: the same rows over that span.
+    let csv = p
+        .http
+        .get(span[3].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert!(
+        head.contains(&"service_id") && head.contains(&"total_bytes"),
+        "{head:?}"
+    );
+    let end = head.iter().position(|h| *h == "interval_end").unwrap();
+    let to = span[1].as_str().unwrap();
+    let in_span = lines
+        .filter(|l| l.split(',').nth(end).is_some_and(|e| e <= to))
+        .count();
+    assert_eq!(in_span, expected, "CSV rows over the page's span");
     assert!(p.count("#kpi-services path.series").await > 0);
     assert!(p.count("#kpi-cells path.series").await > 0);
     p.no_errors("network").await;

@@ -112,7 +112,14 @@ function applyJob(job, kind) {
 function connectEvents() {
   const live = $('#live');
   const es = new EventSource('/api/v1/events');
-  es.onopen = () => { live.textContent = '● live'; live.classList.add('on'); };
+  let opened = false;
+  es.onopen = () => {
+    live.textContent = '● live';
+    live.classList.add('on');
+    // Events sent while we were away are gone: re-read the recent jobs once reconnected.
+    if (opened) api('/api/v1/jobs?limit=50').then((list) => list.reverse().forEach((j) => applyJob(j, 'job.snapshot'))).catch(fail('jobs'));
+    opened = true;
+  };
   es.onerror = () => { live.textContent = '○ reconnecting'; live.classList.remove('on'); };
   for (const k of ['job.queued', 'job.running', 'job.progress', 'job.succeeded', 'job.failed', 'job.cancelled', 'job.snapshot']) {
     es.addEventListener(k, (m) => {
@@ -241,19 +248,6 @@ function tableOf(cols, rows, attrs) {
     h('thead', null, h('tr', null, cols.map((c) => h('th', { class: c.num ? 'num' : null }, c.title)))),
     h('tbody', null, rows.map((r) => h('tr', null, cols.map((c) => h('td', { class: c.num ? 'num' : null }, c.show ? c.show(r) : r[c.key]))))));
 }
-function csvOf(cols, rows) {
-  const q = (v) => { const t = v == null ? '' : String(v); return /[",\n]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t; };
-  return [cols.map((c) => q(c.key)).join(','), ...rows.map((r) => cols.map((c) => q(r[c.key])).join(','))].join('\n') + '\n';
-}
-function download(name, text) {
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
-  const a = h('a', { href: url, download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
 // ---- views ----
 let teardown = [];
 function ready(view) { DASH.ready = view; document.body.dataset.ready = view; }
@@ -436,8 +430,8 @@ async function network(main) {
     const [sv, cl] = await Promise.all([api('/api/v1/network/kpis/top_services?' + qs), api('/api/v1/network/kpis/top_cells?' + qs)]);
     if (my !== seq) return;
     out.replaceChildren(
-      kpiSection('Top services by bytes', 'services', sv.items, 'service_id', 'total_bytes', 'bytes', `top_services_${d}_${interval.value}.csv`),
-      kpiSection('Top cells by unique users', 'cells', cl.items, 'cell_id', 'unique_users', 'users', `top_cells_${d}_${interval.value}.csv`));
+      kpiSection('Top services by bytes', 'services', sv.items, 'service_id', 'total_bytes', 'bytes', '/api/v1/network/kpis/top_services?' + qs),
+      kpiSection('Top cells by unique users', 'cells', cl.items, 'cell_id', 'unique_users', 'users', '/api/v1/network/kpis/top_cells?' + qs));
     ready('network');
   };
   for (const c of [day, from, to, interval, n]) c.addEventListener('change', () => { unready(); load().catch(fail('network')); });
@@ -449,7 +443,7 @@ async function network(main) {
   await load();
 }
 
-function kpiSection(title, id, items, key, value, unit, file) {
+function kpiSection(title, id, items, key, value, unit, query) {
   const xs = items.map((i) => Date.parse(i.interval_start));
   const ids = [];
   for (const i of items) for (const t of i.top) if (!ids.includes(t[key])) ids.push(t[key]);
@@ -468,7 +462,8 @@ function kpiSection(title, id, items, key, value, unit, file) {
     { key: 'rows', title: 'rows in interval', num: true, show: (r) => num(r.rows) },
   ];
   const hhmm = (x) => new Date(x).toISOString().slice(11, 16);
-  const dl = h('button', { class: 'secondary', id: `csv-${id}`, onclick: () => download(file, csvOf(cols, rows)) }, 'Download CSV');
+  // The server's own CSV of the same query (the table's rows).
+  const dl = h('a', { class: 'button', id: `csv-${id}`, href: query + '&format=csv', download: '' }, 'Download CSV');
   const span = items.length ? { 'data-from': items[0].interval_start, 'data-to': items[items.length - 1].interval_end } : {};
   return h('section', { class: 'kpi', id: `kpi-${id}`, ...span },
     h('h3', null, title, ' ', dl),
@@ -627,6 +622,7 @@ async function trips(main) {
         { key: 'weeks', title: 'weeks', num: true },
         { key: 'range', title: 'weeks', show: (r) => (r.from_week ? `${r.from_week} → ${r.to_week}` : '–') },
       ], avgs, { id: 'trip-averages' }),
+      h('p', null, 'CSV: ', modes.map((m) => [h('a', { href: `/api/v1/trips/weekly-average?bbox=${bbox}&match=${m}&weeks=${weeks.value}&format=csv`, download: '', class: 'csv' }, m), ' '])),
       h('h3', null, 'Trips per week'),
       labels.length ? lineChart({ xs: labels.map((_, i) => i), series: modes.map((m, i) => ({ name: m, values: labels.map((l) => byLabel[i].get(l) ?? 0) })), width: 520, height: 240, xLabel: (i) => labels[i] || '' }) : h('p', { class: 'muted' }, 'no trips in this box'),
       h('h3', null, `Similar-trip groups inside (${gin.length}${groups.length >= 1000 ? ' of the 1000 largest' : ''})`),

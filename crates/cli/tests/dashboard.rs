@@ -556,6 +556,22 @@ async fn trips(p: &Page) {
     p.open("trips").await;
     assert!(p.count("#map path.country").await > 100, "country outlines");
     assert!(p.count("#density rect.density").await > 0, "density cells");
+    // The density drawn is the API's: one rect per cell, the same trips.
+    let drawn = p
+        .js(
+            "const g = document.getElementById('density');
+             return [g.dataset.url, [...g.querySelectorAll('rect.density')].reduce((a, r) => a + Number(r.dataset.trips), 0),
+                     g.querySelectorAll('rect.density').length];",
+            vec![],
+        )
+        .await;
+    let api = p.api(drawn[0].as_str().unwrap()).await;
+    assert_eq!(drawn[1], api["trips"], "{}", drawn[0]);
+    assert_eq!(
+        drawn[2].as_u64().unwrap() as usize,
+        api["cells"].as_array().unwrap().len()
+    );
+    assert!(api["trips"].as_u64().unwrap() > 0, "trips in view");
     let el = p.client.find(Locator::Css("#trip-region")).await.unwrap();
     el.select_by_value("Prague").await.unwrap();
     p.until(

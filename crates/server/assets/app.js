@@ -498,13 +498,14 @@ function projection(ext, W, H) {
 async function trips(main) {
   const counts = await api('/api/v1/trips/counts?by=region');
   const region = h('select', { id: 'trip-region' }, h('option', { value: '' }, 'all regions'), counts.map((r) => h('option', { value: r.name }, `${r.name} (${num(r.trips)})`)));
+  const densEnd = h('select', { id: 'trip-end' }, h('option', { value: 'origin' }, 'origins'), h('option', { value: 'destination' }, 'destinations'));
   const weeks = h('select', { id: 'trip-weeks' }, h('option', { value: 'span' }, 'span (every week of the range)'), h('option', { value: 'active' }, 'active weeks only'));
   const W = 900, H = 520;
   const svg = s('svg', { class: 'map', id: 'map', viewBox: `0 0 ${W} ${H}`, width: W, height: H });
   const info = h('p', { class: 'muted', id: 'map-info' }, 'Loading trips…');
   const result = h('div', { id: 'trip-result' }, h('p', { class: 'muted' }, 'Drag a box on the map to get its weekly average in every match mode and the similar-trip groups inside.'));
   main.append(h('h2', null, 'trips'),
-    h('div', { class: 'controls' }, h('label', null, 'region', region), h('label', null, 'weeks', weeks)),
+    h('div', { class: 'controls' }, h('label', null, 'region', region), h('label', null, 'density of', densEnd), h('label', null, 'weeks', weeks)),
     h('div', { class: 'row' }, h('div', null, svg, info), h('div', { class: 'grow' }, result)));
   const outlines = await countries();
   let sample = [];
@@ -524,19 +525,30 @@ async function trips(main) {
       return s('path', { class: 'country', d }, s('title', null, c.name));
     }));
   };
+  // Trips per grid cell from /api/v1/trips/density (the rollups: exact, every trip), at the
+  // finest level whose cells are at least 4 px wide on this view.
+  let dens = null;
+  const loadDensity = async () => {
+    const [lo0, la1] = proj.inv(0, 0), [lo1, la0] = proj.inv(W, H);
+    const c = (v, m) => Math.max(-m, Math.min(m, v)).toFixed(4);
+    const pxPerDeg = W / (lo1 - lo0);
+    let level = 2;
+    while (level < 8 && (4 ** level / 1024) * pxPerDeg < 4) level++;
+    const url = `/api/v1/trips/density?end=${densEnd.value}&level=${level}&bbox=${c(lo0, 180)},${c(la0, 90)},${c(lo1, 180)},${c(la1, 90)}`;
+    dens = await api(url);
+    dens.url = url;
+  };
   const drawDensity = () => {
-    const cell = 8;
-    const bins = new Map();
-    for (const t of sample) {
-      const [x, y] = proj.fwd(t.origin[0], t.origin[1]);
-      if (x < 0 || y < 0 || x >= W || y >= H) continue;
-      const k = Math.floor(x / cell) + ',' + Math.floor(y / cell);
-      bins.set(k, (bins.get(k) || 0) + 1);
-    }
-    const max = Math.max(1, ...bins.values());
-    layers.dens.replaceChildren(...[...bins].map(([k, v]) => {
-      const [i, j] = k.split(',').map(Number);
-      return s('rect', { class: 'density', x: i * cell, y: j * cell, width: cell, height: cell, 'fill-opacity': (0.15 + 0.85 * Math.sqrt(v / max)).toFixed(2), 'data-trips': v }, s('title', null, v + ' sampled trips'));
+    layers.dens.replaceChildren();
+    if (!dens) return;
+    layers.dens.dataset.url = dens.url;
+    layers.dens.dataset.trips = dens.trips;
+    const side = dens.cell_degrees;
+    const max = Math.max(1, ...dens.cells.map((d) => d.trips));
+    layers.dens.append(...dens.cells.map((d) => {
+      const [x0, y0] = proj.fwd(d.lon, d.lat + side), [x1, y1] = proj.fwd(d.lon + side, d.lat);
+      return s('rect', { class: 'density', x: x0.toFixed(1), y: y0.toFixed(1), width: Math.max(1, x1 - x0).toFixed(1), height: Math.max(1, y1 - y0).toFixed(1), 'fill-opacity': (0.15 + 0.85 * Math.sqrt(d.trips / max)).toFixed(2), 'data-trips': d.trips },
+        s('title', null, `${num(d.trips)} trips ${densEnd.value === 'origin' ? 'start' : 'end'} in ${d.lon.toFixed(3)},${d.lat.toFixed(3)} (+${side}°)`));
     }));
     const byRegion = new Map();
     for (const t of sample) { const a = byRegion.get(t.region) || [0, 0, 0]; a[0] += t.origin[0]; a[1] += t.origin[1]; a[2]++; byRegion.set(t.region, a); }
@@ -552,8 +564,8 @@ async function trips(main) {
   const redraw = () => { proj = projection(ext, W, H); drawLand(); drawDensity(); drawBox(); };
   const loadSample = async () => {
     info.textContent = 'Loading trips…';
-    // A sample of 5 pages of 1000 trips, taken at 5 points spread over the id range (ids
-    // follow ingestion order), so every load contributes.
+    // The view's extent and region labels come from a sample: 5 pages of 1000 trips taken
+    // at 5 points spread over the id range (ids follow ingestion order).
     const total = counts.reduce((a, r) => a + r.trips, 0);
     const r = region.value ? '&region=' + encodeURIComponent(region.value) : '';
     const pages = await Promise.all([0, 1, 2, 3, 4].map((k) => api(`/api/v1/trips/trips?limit=1000&after=${Math.floor((k * total) / 5)}${r}`)));
@@ -565,7 +577,9 @@ async function trips(main) {
       const pad = Math.max(0.05, (c - a) * 0.08, (d - b) * 0.08);
       ext = [a - pad, b - pad, c + pad, d + pad];
     }
-    info.textContent = `Density of the origins of a sample of ${num(sample.length)} of ${num(region.value ? (counts.find((c) => c.name === region.value) || {}).trips : total)} trips${region.value ? ' in ' + region.value : ''} (5 pages spread over the ids); outlines: Natural Earth 1:110m.`;
+    proj = projection(ext, W, H);
+    await loadDensity();
+    info.textContent = `Trips ${densEnd.value === 'origin' ? 'starting' : 'ending'} in each cell of ${dens.cell_degrees}° (all regions, every week: ${num(dens.trips)} trips in view); outlines: Natural Earth 1:110m.`;
     redraw();
   };
 
@@ -594,6 +608,7 @@ async function trips(main) {
     boxQuery().catch(fail('trips'));
   });
   weeks.addEventListener('change', () => { if (box) boxQuery().catch(fail('trips')); });
+  densEnd.addEventListener('change', () => { unready(); loadSample().then(() => ready('trips')).catch(fail('trips')); });
   region.addEventListener('change', () => { unready(); box = null; layers.groups.replaceChildren(); result.replaceChildren(); loadSample().then(() => ready('trips')).catch(fail('trips')); });
 
   const boxQuery = async () => {

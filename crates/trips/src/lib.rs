@@ -14,6 +14,7 @@
 //! - [`ingest`]: a parser thread feeding the writer; files (one transaction each with the
 //!   ledger) and streams (committed batches under a staging load).
 //! - [`api`]: native routes under `/api/v1/trips/…`.
+//! - [`density`]: `/api/v1/trips/density`, trips per grid cell from the rollups (for maps).
 //! - [`compat`]: the replaced Flask system's `/vehicles…` routes, same shapes.
 //! - [`generate`]: deterministic realistic trips (hot spots, commute peaks, years, sources).
 //! - [`cli`]: glue for the `sluice` binary: `generate trips` and the demo.
@@ -30,6 +31,7 @@ pub mod api;
 pub mod batch;
 pub mod cli;
 pub mod compat;
+pub mod density;
 pub mod engine;
 pub mod generate;
 pub mod ingest;
@@ -105,11 +107,14 @@ impl Domain for TripsDomain {
                 tracing::error!(error = %e, "could not remove interrupted trips streams");
             }
         });
-        api::routes(ctx.clone()).merge(compat::routes(ctx, Arc::new(TripsIngest)))
+        api::routes(ctx.clone())
+            .merge(density::routes(ctx.clone()))
+            .merge(compat::routes(ctx, Arc::new(TripsIngest)))
     }
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         use utoipa::OpenApi;
         let mut doc = api::TripsApi::openapi();
+        doc.merge(density::DensityApi::openapi());
         doc.merge(compat::CompatApi::openapi());
         doc
     }

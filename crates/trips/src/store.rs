@@ -1316,3 +1316,50 @@ pub fn group_trips(
         .map(|(id, t)| names.trip(id - i64::from(t.offset), t))
         .collect())
 }
+
+/// Trips per level-`level` rollup cell of one end over all weeks, as (column, row, trips) on
+/// that level's grid, in Morton order: only cells that meet `bbox`, at most `limit` of them.
+/// The rollups change only in the transaction that makes their batches visible, so this
+/// counts exactly the visible trips.
+pub fn density(
+    c: &Connection,
+    end: End,
+    level: u32,
+    bbox: Option<&BBox>,
+    limit: usize,
+) -> Result<Vec<(u32, u32, u64)>> {
+    let shift = 2 * level;
+    let at_level = |lon: f64, lat: f64| {
+        let (x, y) = engine::unmorton(engine::cell_of(Point::stored(lon, lat)));
+        (x >> shift, y >> shift)
+    };
+    let (lo, hi) = match bbox {
+        Some(b) => (
+            at_level(b.min_lon, b.min_lat),
+            at_level(b.max_lon, b.max_lat),
+        ),
+        None => ((0, 0), (u32::MAX, u32::MAX)),
+    };
+    // In Z order every cell of the box lies between its two corners' codes.
+    let (code_lo, code_hi) = match bbox {
+        Some(_) => (engine::morton(lo.0, lo.1), engine::morton(hi.0, hi.1)),
+        None => (0, i64::MAX),
+    };
+    let mut stmt = c.prepare_cached(
+        "SELECT cell, SUM(n) FROM trips_cell_week
+         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4
+         GROUP BY cell ORDER BY cell",
+    )?;
+    let mut rows = stmt.query(params![end as i64, level, code_lo, code_hi])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let (x, y) = engine::unmorton(r.get(0)?);
+        if (lo.0..=hi.0).contains(&x) && (lo.1..=hi.1).contains(&y) {
+            out.push((x, y, r.get::<_, i64>(1)? as u64));
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}

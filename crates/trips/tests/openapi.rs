@@ -14,6 +14,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/trips/groups/{id}/trips"),
     ("get", "/api/v1/trips/weekly-average"),
     ("get", "/api/v1/trips/counts"),
+    ("get", "/api/v1/trips/density"),
     ("get", "/vehicles"),
     ("post", "/vehicles"),
     ("get", "/vehicles/{id}"),

@@ -66,6 +66,13 @@ enum Command {
     /// Produce a report from the command line, with a progress bar.
     #[command(subcommand)]
     Report(ReportCmd),
+    /// Copy the database, live (a server may keep running and ingesting), to a new file: one
+    /// consistent snapshot. Restore by stopping the server and putting the copy in place of
+    /// `<data-dir>/sluice.db`.
+    Backup {
+        /// The new file (refused if it exists).
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -208,6 +215,22 @@ fn run() -> anyhow::Result<()> {
         Command::Simulate(args) => runtime()?
             .block_on(sluice_streams::cli::simulate(args))
             .map_err(Into::into),
+        Command::Backup { path } => {
+            let (ctx, _) = open(&cli.common, None)?;
+            let started = std::time::Instant::now();
+            let bytes = ctx
+                .db
+                .backup_to(&path)
+                .with_context(|| format!("cannot back up to {}", path.display()))?;
+            eprintln!(
+                "backed up {} to {} ({:.1} MiB in {:.1} s)",
+                ctx.db.path().display(),
+                path.display(),
+                bytes as f64 / f64::from(1 << 20),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Report(ReportCmd::Uptime(args)) => {
             let (ctx, _) = open(&cli.common, None)?;
             report_uptime(&ctx, &args)

@@ -45,7 +45,7 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
             state,
             limit,
         } => {
-            let ctx = Ctx::open(settings)?;
+            let ctx = crate::open_ctx(settings)?;
             let state = state
                 .map(|s| s.parse::<JobState>().map_err(anyhow::Error::msg))
                 .transpose()?;
@@ -74,7 +74,7 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
             Ok(())
         }
         JobsCmd::Show { id } => {
-            let ctx = Ctx::open(settings)?;
+            let ctx = crate::open_ctx(settings)?;
             let id = resolve(&ctx, &id)?;
             match ctx.jobs.get(id)? {
                 Some(j) => {
@@ -88,7 +88,7 @@ pub async fn run(settings: Settings, cmd: JobsCmd) -> anyhow::Result<()> {
             let base = server.unwrap_or_else(|| format!("http://{}", settings.addr));
             let id = match id.parse::<JobId>() {
                 Ok(id) => id,
-                Err(_) => resolve(&Ctx::open(settings)?, &id)?,
+                Err(_) => resolve(&crate::open_ctx(settings)?, &id)?,
             };
             follow(&base, &id.to_string(), json).await
         }

@@ -115,9 +115,21 @@ fn open_with(
     adjust(&mut settings);
     let domains = domains();
     sluice_server::check_settings(&settings, &domains).map_err(anyhow::Error::msg)?;
-    let ctx = Ctx::open(settings).context("cannot open the database")?;
+    let ctx = open_ctx(settings)?;
     sluice_server::prepare(&ctx, &domains).context("cannot migrate the database")?;
     Ok((ctx, domains))
+}
+
+/// Opens the data directory's database, saying so plainly when the directory is read-only.
+fn open_ctx(settings: sluice_core::Settings) -> anyhow::Result<Ctx> {
+    let data_dir = settings.data_dir.clone();
+    Ctx::open(settings).map_err(|e| match sluice_core::db::is_read_only(&e) {
+        true => anyhow::anyhow!(
+            "the data directory {} is read-only ({e}): sluice writes its database, WAL and lock files there; give a writable --data-dir",
+            data_dir.display()
+        ),
+        false => anyhow::Error::new(e).context("cannot open the database"),
+    })
 }
 
 /// Before anything is created or opened: refuses a listen address the settings forbid, and

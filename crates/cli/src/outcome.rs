@@ -41,8 +41,25 @@ pub fn exit(result: anyhow::Result<()>) -> ExitCode {
         eprintln!("{}", exit.message);
         return ExitCode::from(exit.code);
     }
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", chain(&e));
     ExitCode::FAILURE
+}
+
+/// The causes on one line, each once: an error whose message already quotes its source
+/// (`io error: No space left…` over `No space left…`) is not followed by it again.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -261,3 +261,32 @@ fn a_taken_port_is_named_with_a_hint_and_localhost_is_an_address() {
         "{line}"
     );
 }
+
+#[test]
+fn a_read_only_data_directory_is_named_as_such() {
+    // A read-only bind mount in a private mount namespace needs root; the CI runs as root.
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("skipped: a read-only mount needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    assert!(sluice(&data, &["jobs", "list"]).status.success());
+    let d = data.to_str().unwrap();
+    let script = format!(
+        "mount --bind {d} {d} && mount -o remount,ro,bind {d} && {BIN} --data-dir {d} jobs list"
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!("error: the data directory {d} is read-only")),
+        "{err}"
+    );
+    assert_eq!(err.matches("Read-only file system").count(), 1, "{err}");
+}

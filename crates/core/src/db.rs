@@ -29,6 +29,29 @@ pub enum DbError {
 /// "database or disk is full", a file write "No space left on device").
 pub const STORAGE_FULL: &str = "the disk is full (or the database reached max_db_bytes): nothing of this input was kept; free space and retry";
 
+/// Whether `e`, or any error in its `source()` chain, says that the database or its folder
+/// cannot be written: SQLite's `SQLITE_READONLY`, a read-only file system, no permission.
+pub fn is_read_only(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
+            if f.code == rusqlite::ErrorCode::ReadOnly {
+                return true;
+            }
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// Whether `e`, or any error in its `source()` chain, says that the disk or the database's
 /// cap is full: SQLite's `SQLITE_FULL`, or an I/O error of kind `StorageFull` (ENOSPC).
 pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {

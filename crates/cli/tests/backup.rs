@@ -2,20 +2,12 @@
 //! server, that opens on its own and holds what the source holds; an existing file is
 //! never overwritten.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-
-fn sluice(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use common::{sluice, Killed, BIN};
 
 fn counts(db: &Path) -> (i64, i64, String) {
     let c = rusqlite::Connection::open(db).unwrap();
@@ -82,14 +74,4 @@ fn a_backup_beside_a_running_server_is_a_whole_database() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{err}");
     assert!(err.contains("exists"), "{err}");
-}
-
-/// A child killed when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -1,26 +1,12 @@
 //! What the real binary says and returns when things do not (all) land, and how it ends on a
 //! closed stdout or a user error: the exit statuses `sluice ingest --help` documents.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-
-fn sluice(data: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{sluice, stderr, BIN};
 
 /// A generated network file (valid name and rows) in `dir`.
 fn network_file(dir: &Path) -> std::path::PathBuf {

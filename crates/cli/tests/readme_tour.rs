@@ -3,59 +3,19 @@
 //! 2xx, each `sluice` line exits 0, the 08:00 network query has rows, and a harvest with no
 //! source reads the demo's own simulator instead of failing.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::BIN;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 const README: &str = include_str!("../../../README.md");
 const README_BASE: &str = "http://127.0.0.1:8080";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Kills the demo however the test ends.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sluice demo` on a free port; returns it and its base URL once it serves.
-fn start_demo(data: &Path) -> (Demo, String) {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["demo", "--addr", "127.0.0.1:0"])
-        .env("SLUICE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let demo = Demo(child);
-    let mut seen = String::new();
-    let base = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the demo ended before serving:\n{seen}"))
-            .unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(rest) = line.strip_prefix("sluice serving ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep reading, or a full pipe would block the demo's next log line.
-    std::thread::spawn(move || lines.for_each(drop));
-    (demo, base)
 }
 
 /// The README's shell commands: lines of its `sh` blocks, continuations joined.
@@ -157,9 +117,9 @@ fn parse_curl(words: &[String]) -> Curl {
 async fn every_command_of_the_readme_tour_works_against_a_fresh_demo() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sluice-data");
-    let (_demo, base) = tokio::task::spawn_blocking({
+    let (base, _demo) = tokio::task::spawn_blocking({
         let data = data.clone();
-        move || start_demo(&data)
+        move || common::Serving::start(&data, &["demo"], Some("warn")).drain()
     })
     .await
     .unwrap();

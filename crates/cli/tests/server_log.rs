@@ -2,53 +2,30 @@
 //! it ends (nothing per inbox scan), a job list without per-file details, and finished jobs
 //! pruned after `job_retention_days`.
 
-use std::io::{BufRead, BufReader, Lines};
-use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Stdio};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{Serving, BIN};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
-
-struct Server {
-    child: Child,
-    base: String,
-    log: Lines<BufReader<ChildStderr>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+struct Server(Serving);
 
 impl Server {
     /// `sluice serve` with the default log filter, on a free port.
     fn start(data: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["serve", "--addr", "127.0.0.1:0", "--inbox-rescan-secs", "1"])
-            .env_remove("SLUICE_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = log.next().expect("the server printed its address").unwrap();
-            if let Some(rest) = line.strip_prefix("sluice serving ") {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        Server { child, base, log }
+        Server(Serving::start(
+            data,
+            &["serve", "--inbox-rescan-secs", "1"],
+            None,
+        ))
     }
 
     /// Log lines up to and including the first that contains `what`.
     fn log_until(&mut self, what: &str) -> Vec<String> {
         let mut seen = Vec::new();
-        for line in self.log.by_ref() {
+        for line in self.0.log.by_ref() {
             let line = line.unwrap();
             let done = line.contains(what);
             seen.push(line);
@@ -60,7 +37,7 @@ impl Server {
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", self.0.base);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -112,6 +112,9 @@ function applyJob(job, kind) {
 function connectEvents() {
   const live = $('#live');
   const es = new EventSource('/api/v1/events');
+  // Leaving the page ends the stream at once: a stream left open would hold one of the
+  // browser's few connections to this host (HTTP/1.1) until the server notices.
+  window.addEventListener('pagehide', () => es.close());
   let opened = false;
   es.onopen = () => {
     live.textContent = '● live';

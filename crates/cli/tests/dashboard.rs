@@ -444,10 +444,16 @@ async fn overview(p: &Page) {
         .await;
     assert_eq!(job["state"], "succeeded");
     assert_eq!(job["summary"]["files"][0]["name"], name);
+    // Landed: the demo's own file of that name (and period) is replaced by it.
+    let status = job["summary"]["files"][0]["status"].as_str().unwrap();
+    assert!(["ingested", "replaced"].contains(&status), "{job}");
+    assert_eq!(job["summary"]["rows_accepted"], 10, "{job}");
 
-    // Drag and drop: a real `drop` event carrying the trips sample as a file.
-    let csv =
-        std::fs::read_to_string(repo_root().join("crates/trips/tests/data/trips.csv")).unwrap();
+    // Drag and drop: a real `drop` event carrying a file: the trips sample a year earlier
+    // (the demo has ingested the sample itself, so as it is it would be a duplicate).
+    let csv = std::fs::read_to_string(repo_root().join("crates/trips/tests/data/trips.csv"))
+        .unwrap()
+        .replace(",2018-", ",2017-");
     p.js(
         "document.getElementById('upload-domain').value = 'trips';
          const dt = new DataTransfer();
@@ -464,6 +470,18 @@ async fn overview(p: &Page) {
         )
         .await;
     assert_eq!(state, "succeeded");
+    let dropped = p
+        .js(
+            "const li = document.querySelector(\"#uploads li[data-name='dropped-trips.csv']\");
+             return [li.dataset.job, li.querySelector('.bar').dataset.pct];",
+            vec![],
+        )
+        .await;
+    assert_eq!(dropped[1], "100.0");
+    let job = p
+        .api(&format!("/api/v1/jobs/{}", dropped[0].as_str().unwrap()))
+        .await;
+    assert_eq!(job["summary"]["rows_accepted"], 100, "{job}");
     p.no_errors("overview").await;
     p.screenshot("overview").await;
 }

@@ -398,6 +398,12 @@ async fn overview(p: &Page) {
         "the job feed",
     )
     .await;
+    // The demo's ingestions rejected rows: the feed shows the first rejections.
+    p.until(
+        "document.querySelectorAll('#feed .rej li').length > 0",
+        "first rejections in the feed",
+    )
+    .await;
     p.no_errors("overview").await;
 
     // Upload through the file picker (the drop zone's own input).

@@ -100,6 +100,13 @@ const jobListeners = new Set();
 function onJob(fn) { jobListeners.add(fn); return () => jobListeners.delete(fn); }
 function applyJob(job, kind) {
   const prev = jobs.get(job.id);
+  // Listed jobs (/api/v1/jobs) come without per-file results and rejections: keep those
+  // already known for the same counts.
+  const ps = prev && prev.summary, js = job.summary;
+  if (ps && js && !(js.rejections || []).length && (ps.rejections || []).length && js.rows_rejected === ps.rows_rejected) {
+    js.rejections = ps.rejections;
+    if (!(js.files || []).length) js.files = ps.files;
+  }
   const now = performance.now();
   if (prev && prev._t && job.progress && prev.progress && job.progress.done > prev.progress.done) {
     const dt = (now - prev._t) / 1000;
@@ -301,6 +308,10 @@ async function overview(main) {
     } else renderJobItem(li, j);
   };
   for (const j of [...list].reverse()) show(jobs.get(j.id));
+  // The list leaves out the first rejections: read them for the jobs that rejected rows.
+  for (const j of list.filter((x) => terminal(x.state) && x.summary && x.summary.rows_rejected > 0)) {
+    api('/api/v1/jobs/' + j.id).then((full) => applyJob(full, 'job.snapshot')).catch(fail('jobs'));
+  }
   let refresh = null;
   teardown.push(onJob((j) => {
     show(j);

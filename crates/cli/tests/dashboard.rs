@@ -12,66 +12,23 @@
 //!
 //! Waits are on conditions, each with a generous bound; nothing sleeps to assert.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Killed, Serving};
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 /// Bound of every wait on a condition (a loaded CI machine is slow; a pass is fast).
 const WAIT: Duration = Duration::from_secs(120);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Kills the child however the test ends.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sluice demo` on a free port; returns it and its base URL once it serves.
-fn start_demo(data: &Path) -> (Kill, String) {
-    start_sluice(data, &["demo", "--addr", "127.0.0.1:0"])
-}
-
-/// Starts `sluice <args>` (`demo` or `serve` on a free port); returns it and its base URL
-/// once it serves.
-fn start_sluice(data: &Path, args: &[&str]) -> (Kill, String) {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env("SLUICE_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let demo = Kill(child);
-    let mut seen = String::new();
-    let base = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("the demo ended before serving:\n{seen}"))
-            .unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(rest) = line.strip_prefix("sluice serving ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (demo, base)
 }
 
 fn free_port() -> u16 {
@@ -83,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts chromedriver on a free port and waits until it answers `/status` as ready.
-async fn start_chromedriver() -> (Kill, String) {
+async fn start_chromedriver() -> (Killed, String) {
     let driver = ["chromedriver", "/usr/bin/chromedriver"]
         .into_iter()
         .find(|d| Command::new(d).arg("--version").output().is_ok())
@@ -95,7 +52,7 @@ async fn start_chromedriver() -> (Kill, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
-    let kill = Kill(child);
+    let kill = Killed(child);
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let deadline = Instant::now() + WAIT;
@@ -307,7 +264,7 @@ async fn with_browser(base: String, profile: &Path, steps: impl AsyncFnOnce(&Pag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_pages_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let (_demo, base) = start_demo(&dir.path().join("data"));
+    let (base, _demo) = Serving::start(&dir.path().join("data"), &["demo"], Some("warn")).drain();
     with_browser(base, &dir.path().join("profile"), async |page: &Page| {
         overview(page).await;
         network(page).await;
@@ -323,16 +280,12 @@ async fn dashboard_pages_in_chromium() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_sends_the_token() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = start_sluice(
+    let (base, _server) = Serving::start(
         &dir.path().join("data"),
-        &[
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--token",
-            "s3cret-dashboard",
-        ],
-    );
+        &["serve", "--token", "s3cret-dashboard"],
+        Some("warn"),
+    )
+    .drain();
     with_browser(base, &dir.path().join("profile"), async |p: &Page| {
         p.open("uptime").await;
         p.no_errors("uptime").await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # N1 (performance.md): one day of network flow files, sluice end-to-end ingest + all 5-minute
-# and hourly KPIs vs DuckDB, Polars and pandas peers; outputs cross-checked; one table.
+# and hourly KPIs vs ClickHouse (chDB), DuckDB, Polars (per hour, and the whole day lazily)
+# and pandas peers; outputs cross-checked; one table.
 #
 #   bench/network/run.sh [ROWS_PER_FILE=50000] [RUNS=3]
 #
@@ -8,7 +9,7 @@
 #   SLUICE=path        sluice binary to use (default: build `sluice-cli` in release mode
 #                      into ${CARGO_TARGET_DIR:-<repo>/target} and use that)
 #   NETBENCH_WORK=dir  work folder (default <repo>/bench/out/network, git-ignored)
-#   TOOLS="sluice duckdb polars pandas"   subset / order of tools
+#   TOOLS="sluice clickhouse duckdb polars polars_lazy pandas"   subset / order of tools
 # Exits non-zero if any peer's top-3 KPIs differ from sluice's (the diff is printed).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -17,7 +18,7 @@ ROWS="${1:-50000}"
 RUNS="${2:-3}"
 PARTS=2
 PERIODS=288
-TOOLS="${TOOLS:-sluice duckdb polars pandas}"
+TOOLS="${TOOLS:-sluice clickhouse duckdb polars polars_lazy pandas}"
 WORK="${NETBENCH_WORK:-$root/bench/out/network}"
 
 if [ -z "${SLUICE:-}" ]; then

@@ -2,13 +2,15 @@
 # T1/T2 of performance.md for trips, through the `sluice` binary.
 #   T1: `sluice generate trips --rows N --seed 42 | sluice ingest trips -` (the spec's command:
 #       generator and ingestion share the machine), then the same bytes from a CSV file on
-#       stdin; DuckDB `read_csv` and the SQLite CLI `.import` of that file.
+#       stdin; DuckDB `read_csv`, ClickHouse (chDB) `file()` into a MergeTree table and the
+#       SQLite CLI `.import` of that file.
 #   T2: the weekly averages (a region, everything, 4 boxes x 4 match modes) and `/vehicles`
 #       lookups on the ingested data: sluice through `trips_bench` (the code behind the
-#       routes, without HTTP), DuckDB SQL on its table. Every answer is cross-checked; the run
-#       fails on any difference.
+#       routes, without HTTP), DuckDB and ClickHouse SQL on their tables (the peers also in
+#       weeks=span, checked peer against peer). Every answer is cross-checked; the run fails
+#       on any difference.
 # usage: bench/trips/run.sh [rows (default 1000000)] [query repeats (default 20)]
-# env:   SLUICE=path (default: build sluice-cli in release), TOOLS="pipe file duckdb sqlite"
+# env:   SLUICE=path (default: build sluice-cli in release), TOOLS="pipe file duckdb clickhouse sqlite"
 #        (subset; T2 needs pipe or file, and duckdb), TRIPS_BENCH_DIR (default
 #        /tmp/sluice-trips-bench), KEEP=1 keeps the CSV and the databases afterwards.
 set -euo pipefail
@@ -16,7 +18,7 @@ rows="${1:-1000000}"; reps="${2:-20}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$root/bench/trips"
 work="${TRIPS_BENCH_DIR:-/tmp/sluice-trips-bench}"
-tools="${TOOLS:-pipe file duckdb sqlite}"
+tools="${TOOLS:-pipe file duckdb clickhouse sqlite}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$work"
 if [ -z "${SLUICE:-}" ]; then
@@ -51,7 +53,7 @@ if has pipe; then
   end=$(now)
   record "sluice: \`generate trips | ingest trips -\` (generator on the same cores)" "$start" "$end" "$(rss "$work/pipe.time")" "$rows" "$db/sluice.db"
 fi
-if has file || has duckdb || has sqlite; then
+if has file || has duckdb || has clickhouse || has sqlite; then
   [ -s "$csv" ] || "$SLUICE" generate trips --rows "$rows" --seed 42 > "$csv"
 fi
 if has file; then
@@ -66,6 +68,11 @@ if has duckdb; then
   "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rss_kb"] = int(sys.argv[2]); print(json.dumps(d))' \
     "$work/duck.json" "$(rss "$work/duck.time")" >> "$t1"
 fi
+if has clickhouse; then
+  /usr/bin/time -v -o "$work/ch.time" "$py" "$here/peers/clickhouse_trips.py" "$csv" "$work/ch.db" 0 load > "$work/ch.json"
+  "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["rss_kb"] = int(sys.argv[2]); print(json.dumps(d))' \
+    "$work/ch.json" "$(rss "$work/ch.time")" >> "$t1"
+fi
 if has sqlite; then
   start=$(now)
   /usr/bin/time -v -o "$work/sqlite.time" "$here/peers/sqlite_import.sh" "$csv" "$work/sqlite.db" > /dev/null
@@ -75,5 +82,11 @@ if has sqlite; then
 fi
 "$query" "$db" "$reps" > "$work/sluice-q.jsonl"
 "$py" "$here/peers/duckdb_trips.py" "$csv" "$work/duck.db" "$reps" query > "$work/duckdb-q.jsonl"
-"$py" "$here/compare.py" "$t1" "$work/sluice-q.jsonl" "$work/duckdb-q.jsonl"
+chq=()
+if has clickhouse; then
+  "$py" "$here/peers/clickhouse_trips.py" "$csv" "$work/ch.db" "$reps" query > "$work/clickhouse-q.jsonl"
+  chq=("$work/clickhouse-q.jsonl")
+  [ -n "${KEEP:-}" ] || rm -rf "$work/ch.db"
+fi
+"$py" "$here/compare.py" "$t1" "$work/sluice-q.jsonl" "$work/duckdb-q.jsonl" "${chq[@]}"
 [ -n "${KEEP:-}" ] || rm -f "$csv"

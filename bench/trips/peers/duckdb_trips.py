@@ -1,6 +1,8 @@
 """DuckDB peer for T1/T2: load the trips CSV with read_csv into a typed table (points parsed
 to doubles, datetime to TIMESTAMP), then answer the same weekly averages and /vehicles
 lookups with SQL (ids are DuckDB's rowid + 1: the input order, as sluice numbers trips).
+Each weekly average is also answered with weeks=span (the dataset's first to last week), for
+the cross-check with the ClickHouse peer (trips_bench reports weeks=active only).
 
 usage: duckdb_trips.py <csv> <db file> <repeats> [load|query]
   load  -> one JSON line of load figures (a fresh database)
@@ -55,11 +57,15 @@ for name, b in BOXES:
     de = f"(d_lon BETWEEN {a} AND {c} AND d_lat BETWEEN {b2} AND {d})"
     for m, cond in [("origin", o), ("destination", de), ("both", f"{o} AND {de}"), ("either", f"({o} OR {de})")]:
         queries.append((f"bbox={name}&match={m}", cond))
+# weeks=span: every week from the dataset's first to its last (Monday-start weeks)
+SPAN = ("(SELECT date_diff('day', min(date_trunc('week', ts)), max(date_trunc('week', ts))) "
+        "// 7 + 1 FROM trips)")
 for name, cond in queries:
-    p50, p95, out = timed(f"SELECT count(*), count(DISTINCT date_trunc('week', ts)) FROM trips WHERE {cond}")
-    n, w = out[0]
-    print(json.dumps({"query": name, "p50_ms": p50, "p95_ms": p95, "trips": n,
-                      "weeks": w, "average": (n / w if w else 0.0)}), flush=True)
+    for suffix, weeks in [("", "count(DISTINCT date_trunc('week', ts))"), ("&weeks=span", SPAN)]:
+        p50, p95, out = timed(f"SELECT count(*), {weeks} FROM trips WHERE {cond}")
+        n, w = out[0]
+        print(json.dumps({"query": name + suffix, "p50_ms": p50, "p95_ms": p95, "trips": n,
+                          "weeks": w, "average": (n / w if w else 0.0)}), flush=True)
 
 total = con.execute("SELECT count(*) FROM trips").fetchone()[0]
 mid = max(total // 2, 1)

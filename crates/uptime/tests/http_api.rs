@@ -202,7 +202,20 @@ async fn reports_survive_a_restart_as_failed_or_complete() {
     let stuck_id = job.id().to_string();
     report::register(&ts.ctx, &req, job.id()).unwrap();
     job.start().unwrap();
+    // What SIGKILL leaves: the job running, its owner gone (its lock released). The handle is
+    // leaked so that nothing ends the job; the job's owner is set to one whose lock nobody
+    // holds, as the leaked handle still holds this process's.
     std::mem::forget(job);
+    ts.ctx
+        .db
+        .write(|c| {
+            c.execute(
+                "UPDATE core_jobs SET owner = '0123456789abcdef0123456789abcdef' WHERE id = ?1",
+                [&stuck_id],
+            )
+            .map_err(sluice_core::DbError::from)
+        })
+        .unwrap();
     assert_eq!(
         get(&ts, &format!("/get_report/{stuck_id}"))
             .await

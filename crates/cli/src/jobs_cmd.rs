@@ -119,10 +119,10 @@ fn resolve(ctx: &Ctx, given: &str) -> anyhow::Result<JobId> {
 /// "job 1c2d… network ingest succeeded in 1.20 s: 3 files, 150000 rows accepted, 2 rejected".
 fn one_line(job: &Job) -> String {
     let s = &job.summary;
-    let elapsed = match (job.started_at, job.finished_at) {
-        (Some(a), Some(b)) => format!(" in {:.2} s", (b - a).num_milliseconds() as f64 / 1000.0),
-        _ => String::new(),
-    };
+    let elapsed = job
+        .elapsed_secs()
+        .map(|s| format!(" in {s:.2} s"))
+        .unwrap_or_default();
     let mut parts = Vec::new();
     if !s.files.is_empty() {
         parts.push(format!("{} files", s.files.len()));

@@ -167,10 +167,7 @@ pub fn report_ingest(job: &Job, verbose: bool) -> anyhow::Result<()> {
             s.rejections.len()
         );
     }
-    let elapsed = match (job.started_at, job.finished_at) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
-        _ => 0.0,
-    };
+    let elapsed = job.elapsed_secs().unwrap_or_default();
     let line = format!(
         "{}; {} rows accepted, {} rejected; job {} in {elapsed:.2} s",
         count_by_status(job),

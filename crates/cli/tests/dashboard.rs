@@ -146,6 +146,30 @@ impl Page {
         .await;
     }
 
+    /// Clicks the first element `css` selects.
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the job state shown at `css` (an element with `data-state`) is final;
+    /// returns that state.
+    async fn job_end(&self, css: &str, what: &str) -> Value {
+        self.until(
+            &format!(
+                "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector({}))",
+                json!(css)
+            ),
+            what,
+        )
+        .await
+    }
+
     async fn count(&self, css: &str) -> u64 {
         self.js(
             "return document.querySelectorAll(arguments[0]).length;",
@@ -289,7 +313,11 @@ async fn dashboard_sends_the_token() {
     with_browser(base, &dir.path().join("profile"), async |p: &Page| {
         p.open("uptime").await;
         p.no_errors("uptime").await;
-        let trigger = p.client.find(Locator::Css("#report-trigger")).await.unwrap();
+        let trigger = p
+            .client
+            .find(Locator::Css("#report-trigger"))
+            .await
+            .unwrap();
         trigger.click().await.unwrap();
         let flash = p
             .until(
@@ -306,23 +334,14 @@ async fn dashboard_sends_the_token() {
         let field = p.client.find(Locator::Css("#token")).await.unwrap();
         field.send_keys("s3cret-dashboard").await.unwrap();
         // Leaving the field commits it (a `change` event).
-        p.client
-            .find(Locator::Css("h2"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        p.click("h2").await;
         let stored = p
             .js("return sessionStorage.getItem('sluice.token');", vec![])
             .await;
         assert_eq!(stored, "s3cret-dashboard");
         trigger.click().await.unwrap();
         let state = p
-            .until(
-                "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector('#report-progress .state'))",
-                "the report to end",
-            )
+            .job_end("#report-progress .state", "the report to end")
             .await;
         assert_eq!(state, "succeeded");
         p.no_errors("uptime with a token").await;
@@ -370,10 +389,7 @@ async fn overview(p: &Page) {
     input.send_keys(file.to_str().unwrap()).await.unwrap();
     let li = format!("#uploads li[data-name='{name}']");
     let state = p
-        .until(
-            &format!("(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector(\"{li} .state\"))"),
-            "the upload's job to end",
-        )
+        .job_end(&format!("{li} .state"), "the upload's job to end")
         .await;
     let seen = p
         .js(
@@ -423,8 +439,8 @@ async fn overview(p: &Page) {
     )
     .await;
     let state = p
-        .until(
-            "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector(\"#uploads li[data-name='dropped-trips.csv'] .state\"))",
+        .job_end(
+            "#uploads li[data-name='dropped-trips.csv'] .state",
             "the dropped file's job to end",
         )
         .await;
@@ -615,18 +631,9 @@ async fn streams(p: &Page) {
         .unwrap();
     dur.clear().await.unwrap();
     dur.send_keys("2s").await.unwrap();
-    p.client
-        .find(Locator::Css("#harvest-start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    p.click("#harvest-start").await;
     let state = p
-        .until(
-            "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector('#harvest-progress .state'))",
-            "the harvest to end",
-        )
+        .job_end("#harvest-progress .state", "the harvest to end")
         .await;
     assert_eq!(state, "succeeded");
     p.until(
@@ -732,13 +739,7 @@ async fn uptime(p: &Page) {
     check_store_against_csv(p).await;
 
     // Sort by week downtime (descending first), pick the top store: its timeline agrees too.
-    p.client
-        .find(Locator::Css("th[data-sort='dw']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    p.click("th[data-sort='dw']").await;
     let sorted = p
         .js(
             "const v = [...document.querySelectorAll('#stores-table tbody tr')].map(r => Number(r.cells[7].textContent));
@@ -747,13 +748,7 @@ async fn uptime(p: &Page) {
         )
         .await;
     assert_eq!(sorted, true, "sorted by week downtime");
-    p.client
-        .find(Locator::Css("#stores-table tbody tr"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    p.click("#stores-table tbody tr").await;
     p.until(
         "document.body.dataset.ready === 'uptime'",
         "the store's timeline",
@@ -768,18 +763,9 @@ async fn uptime(p: &Page) {
             vec![],
         )
         .await;
-    p.client
-        .find(Locator::Css("#report-trigger"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    p.click("#report-trigger").await;
     let state = p
-        .until(
-            "(s => s && ['succeeded','failed','cancelled'].includes(s.dataset.state) && s.dataset.state)(document.querySelector('#report-progress .state'))",
-            "the report to end",
-        )
+        .job_end("#report-progress .state", "the report to end")
         .await;
     assert_eq!(state, "succeeded");
     p.until(

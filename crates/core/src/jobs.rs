@@ -224,6 +224,14 @@ pub struct Job {
     pub callback_url: Option<String>,
 }
 
+impl Job {
+    /// Seconds from start to end, once the job has ended.
+    pub fn elapsed_secs(&self) -> Option<f64> {
+        let (a, b) = (self.started_at?, self.finished_at?);
+        Some((b - a).num_milliseconds() as f64 / 1000.0)
+    }
+}
+
 /// What is published on the bus: `type` is `job.<state>` or `job.progress`.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobEvent {
@@ -707,10 +715,7 @@ impl JobHandle {
 pub const LOG_TARGET: &str = "sluice::jobs";
 
 fn log_end(job: &Job) {
-    let secs = match (job.started_at, job.finished_at) {
-        (Some(a), Some(b)) => (b - a).num_milliseconds() as f64 / 1000.0,
-        _ => 0.0,
-    };
+    let secs = job.elapsed_secs().unwrap_or_default();
     let s = &job.summary;
     let (id, domain, kind, state) = (job.id, &job.domain, &job.kind, job.state.as_str());
     match &job.error {

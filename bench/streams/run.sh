@@ -2,7 +2,9 @@
 # Bench S1 (performance.md): the simulator at full speed serving 3 streams, harvested for
 # DURATION seconds by sluice and by a Python aiohttp peer, each against a fresh simulator
 # process (same seed, so both see the same events first). Prints events/s persisted, loss,
-# peak RSS, ratios; fails when the two disagree on what they stored first.
+# peak RSS and CPU time of the harvesting process in every run (the simulator is a separate
+# process, not counted), ratios, and the load average before and after; fails when the two
+# disagree on what they stored first.
 #   DURATION=60 RUNS=3 [WORK_DIR=/dev/shm] bench/streams/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,13 +35,18 @@ start_sim() {
 }
 stop_sim() { kill -INT "$sim"; wait "$sim" || true; sim=""; }
 rss_mb() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$1"; }
+cpu_s() { awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.1f", u + s}' "$1"; }
 field() { "$py" -c "import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])" "$1" "$2"; }
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 for i in $(seq "$RUNS"); do
   start_sim
   /usr/bin/time -v "$bin" harvest --data-dir "$work/sluice-$i" --source "http://127.0.0.1:$PORT" \
-    --max-duration "${DURATION}s" --stop-count 0 >"$work/sluice-$i.json" 2>"$work/sluice-$i.time"
+    --max-duration "${DURATION}s" --stop-count 0 >"$work/sluice-$i.out" 2>"$work/sluice-$i.time"
   stop_sim
+  # The figures are read from the database by a second process, so that the peak RSS is the
+  # harvest's own (a count over the run's tables maps the database file into memory).
+  "$bin" check --data-dir "$work/sluice-$i" >"$work/sluice-$i.json"
   start_sim
   /usr/bin/time -v "$py" "$here/peers/aiohttp_harvest.py" --source "http://127.0.0.1:$PORT" \
     --duration "$DURATION" --db "$work/peer-$i.db" >"$work/peer-$i.json" 2>"$work/peer-$i.time"
@@ -64,23 +71,24 @@ for stream in ["sytflix", "sytazon", "sysney"]:
         sys.exit(f"S1 cross-check failed on {stream}: sluice and the peer stored different events")
 PY
   for t in sluice peer; do
-    echo "$t $(field "$work/$t-$i.json" events_per_s) $(field "$work/$t-$i.json" lost) $(rss_mb "$work/$t-$i.time") $(field "$work/$t-$i.json" received)" >>"$work/results"
+    echo "$t $(field "$work/$t-$i.json" events_per_s) $(field "$work/$t-$i.json" lost) $(rss_mb "$work/$t-$i.time") $(field "$work/$t-$i.json" received) $(cpu_s "$work/$t-$i.time")" >>"$work/results"
   done
   rm -rf "$work/sluice-$i" "$work/peer-$i.db"*
 done
 
-echo "S1 streams: simulator at full speed (malformed share $MALFORMED), 3 streams, ${DURATION} s per run, $RUNS runs, $(nproc) cores, databases under $WORK_DIR"
+echo "S1 streams: simulator at full speed (malformed share $MALFORMED), 3 streams, ${DURATION} s per run, $RUNS runs, $(nproc) cores, databases under $WORK_DIR; load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 "$py" - "$work/results" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    t, rate, lost, rss, received = line.split()
-    rows.setdefault(t, []).append((float(rate), int(lost), int(rss), int(received)))
+    t, rate, lost, rss, received, cpu = line.split()
+    rows.setdefault(t, []).append((float(rate), int(lost), int(rss), int(received), float(cpu)))
 med = {t: statistics.median(r[0] for r in v) for t, v in rows.items()}
-print(f"| tool | events/s persisted (median) | runs | lost | peak RSS MB (max) | received (median) | ratio to sluice |")
-print(f"|---|---|---|---|---|---|---|")
+print(f"| tool | events/s persisted (median) | runs | lost | peak RSS MB (max) | peak RSS MB, runs | CPU s, runs | received (median) | ratio to sluice |")
+print(f"|---|---|---|---|---|---|---|---|---|")
 for t, name in [("sluice", "sluice harvest"), ("peer", "Python aiohttp + sqlite3")]:
     v = rows[t]
     print(f"| {name} | {med[t]:,.0f} | {', '.join(f'{r[0]:,.0f}' for r in v)} | {sum(r[1] for r in v)} "
-          f"| {max(r[2] for r in v)} | {statistics.median(r[3] for r in v):,.0f} | {med[t] / med['sluice']:.2f} |")
+          f"| {max(r[2] for r in v)} | {', '.join(str(r[2]) for r in v)} | {', '.join(f'{r[4]:.1f}' for r in v)} "
+          f"| {statistics.median(r[3] for r in v):,.0f} | {med[t] / med['sluice']:.2f} |")
 PY

@@ -2,7 +2,10 @@
 //! `simulate` and `harvest` commands: the same library functions, as two processes.
 //!
 //! `s1 simulate [SimulateArgs]` serves until Ctrl-C (SIGINT).
-//! `s1 harvest --data-dir DIR [HarvestArgs]` harvests, then prints one JSON line of figures.
+//! `s1 harvest --data-dir DIR [HarvestArgs]` harvests and prints the command's summary.
+//! `s1 check --data-dir DIR` prints one JSON line of figures of the latest run, read from the
+//! database: a separate process, so that the harvest's peak RSS is the harvest's alone (a
+//! count over a run's tables maps up to the database handle's 256 MiB of file into memory).
 
 use std::path::PathBuf;
 
@@ -20,6 +23,10 @@ enum Cmd {
         #[command(flatten)]
         args: HarvestArgs,
     },
+    Check {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -29,8 +36,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Harvest { data_dir, args } => {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
             ctx.db.migrate("streams", &StreamsDomain.migrations())?;
-            let text = cli::harvest(&ctx, args).await?;
-            eprintln!("{text}");
+            println!("{}", cli::harvest(&ctx, args).await?);
+        }
+        Cmd::Check { data_dir } => {
+            let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
             // Received = the run's contiguous arrival numbers; stored = both tables.
             let (events, malformed, received, total_ms): (i64, i64, i64, i64) =
                 ctx.db.read(|c| {

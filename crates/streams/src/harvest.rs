@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use sluice_core::jobs::NewJob;
 use sluice_core::{Ctx, Db, DbError, JobHandle, JobId, Summary};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -223,6 +223,73 @@ pub struct Arrival {
     pub message: Result<Event, (Malformed, String)>,
 }
 
+impl Arrival {
+    /// The memory it holds, about: itself and the text of its strings.
+    fn bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Arrival>()
+            + match &self.message {
+                Ok(e) => {
+                    text(&e.id)
+                        + e.event_date.len()
+                        + text(&e.user.first_name)
+                        + text(&e.user.last_name)
+                        + text(&e.user.country)
+                        + e.show.show_id.len()
+                        + e.show.platform.len()
+                        + text(&e.show.title)
+                        + text(&e.show.first_actor)
+                        + e.raw.len()
+                }
+                Err((_, raw)) => raw.len(),
+            }
+    }
+}
+
+/// Arrivals on their way from the consumers to the writer, in the groups one network chunk
+/// produced, with the room they took.
+struct Group {
+    arrivals: Vec<Arrival>,
+    room: u32,
+}
+
+/// The room for arrivals between the consumers and the writer, in bytes: a consumer takes
+/// room for what it admitted before queueing it, the writer gives it back once that is
+/// committed. A consumer that finds no room waits and stops reading its socket, so TCP holds
+/// the source back: a lagging writer bounds the harvest's memory instead of a queue growing,
+/// and nothing received is dropped.
+struct Room {
+    bytes: Semaphore,
+    capacity: u32,
+}
+
+impl Room {
+    fn new(capacity: u32) -> Room {
+        Room {
+            bytes: Semaphore::new(capacity as usize),
+            capacity,
+        }
+    }
+
+    /// Waits for room for `bytes`, or for all of it when one group is larger than the whole
+    /// room (it then travels alone). Returns the room taken, or `None` once the writer is gone.
+    async fn take(&self, bytes: usize) -> Option<u32> {
+        let n = u32::try_from(bytes).map_or(self.capacity, |b| b.min(self.capacity));
+        let permit = self.bytes.acquire_many(n).await.ok()?;
+        permit.forget();
+        Some(n)
+    }
+
+    fn give(&self, room: u32) {
+        self.bytes.add_permits(room as usize);
+    }
+
+    /// The writer is gone: wakes every waiting consumer, now and later, with `None`.
+    fn close(&self) {
+        self.bytes.close();
+    }
+}
+
 /// Why the run stopped.
 #[derive(Clone, Debug, PartialEq)]
 enum Stop {
@@ -395,8 +462,13 @@ impl RuntimeFile {
 /// The initial pause before reconnecting; doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Arrivals persisted per transaction at most.
+/// Arrivals persisted per transaction at most, by count and by [`Arrival::bytes`]: the
+/// transaction's dirty pages stay within the page cache the store gives it.
 const BATCH: usize = 8192;
+const BATCH_BYTES: usize = 4 << 20;
+/// The [`Room`] between the consumers and the writer: a few batches, so that the next batch
+/// is waiting whenever a commit ends.
+const IN_FLIGHT_BYTES: u32 = 16 << 20;
 
 async fn run(
     db: Db,
@@ -422,21 +494,24 @@ async fn run(
         .tcp_nodelay(true)
         .build()
         .map_err(|e| StreamsError::Client(e.to_string()))?;
-    // Arrivals travel in the groups one network chunk produced: one send per chunk.
-    let (tx, rx) = mpsc::channel::<Vec<Arrival>>(256);
+    // Unbounded in count, bounded in bytes by the room: one send per network chunk.
+    let (tx, rx) = mpsc::unbounded_channel::<Group>();
+    let room = Arc::new(Room::new(IN_FLIGHT_BYTES));
     let clock = Instant::now();
     let params = Arc::new(params);
     let reconnects: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
 
     let writer = {
-        let (db, run_id, gate, stop_name) = (
+        let (db, run_id, gate, stop_name, room) = (
             db.clone(),
             run_id.clone(),
             gate.clone(),
             params.stop_name.clone(),
+            room.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let tally = write_arrivals(&db, &run_id, rx, &job, &stop_name);
+            let tally = write_arrivals(&db, &run_id, rx, &room, &job, &stop_name);
+            room.close();
             if let Err(e) = &tally {
                 gate.stop(Stop::Failed(format!("persisting events failed: {e}")));
             }
@@ -446,15 +521,17 @@ async fn run(
     let tasks: Vec<_> = Stream::ALL
         .into_iter()
         .map(|stream| {
-            let (client, params, gate, tx, reconnects) = (
+            let (client, params, gate, tx, room, reconnects) = (
                 client.clone(),
                 params.clone(),
                 gate.clone(),
                 tx.clone(),
+                room.clone(),
                 reconnects.clone(),
             );
             tokio::spawn(async move {
-                let result = consume(stream, &client, &params, &gate, &tx, &reconnects).await;
+                let result =
+                    consume(stream, &client, &params, &gate, &tx, &room, &reconnects).await;
                 if let Err(e) = &result {
                     gate.stop(Stop::Failed(e.to_string()));
                 }
@@ -541,14 +618,16 @@ async fn run(
     Ok(outcome)
 }
 
-/// Consumes one stream until the gate closes: connect, parse, admit, send; reconnect with
-/// back-off when the connection drops or fails. A 4xx answer ends it with an error.
+/// Consumes one stream until the gate closes: connect, parse, admit, wait for room, send;
+/// reconnect with back-off when the connection drops or fails. A 4xx answer ends it with an
+/// error.
 async fn consume(
     stream: Stream,
     client: &reqwest::Client,
     params: &HarvestParams,
     gate: &Gate,
-    tx: &mpsc::Sender<Vec<Arrival>>,
+    tx: &mpsc::UnboundedSender<Group>,
+    room: &Room,
     reconnects: &[AtomicU64; 3],
 ) -> Result<(), StreamsError> {
     let url = format!("{}/{}", params.source, stream.name());
@@ -650,8 +729,20 @@ async fn consume(
                 continue;
             }
             let admitted = gate.admit(stream, parsed);
-            if !admitted.is_empty() && tx.send(admitted).await.is_err() {
-                // The writer is gone; it has stopped the gate with its reason.
+            if admitted.is_empty() {
+                continue;
+            }
+            // Admitted messages are persisted whatever happens next, so this wait is not
+            // cut short by the stop; only the writer's end (which stopped the gate with its
+            // reason) ends it.
+            let Some(taken) = room.take(admitted.iter().map(Arrival::bytes).sum()).await else {
+                return Ok(());
+            };
+            let group = Group {
+                arrivals: admitted,
+                room: taken,
+            };
+            if tx.send(group).is_err() {
                 return Ok(());
             }
         }
@@ -732,20 +823,29 @@ fn per_stream(a: [u64; 3]) -> serde_json::Value {
     json!({"sytflix": a[0], "sytazon": a[1], "sysney": a[2]})
 }
 
-/// The writer thread: drains the channel in batches of about [`BATCH`], one transaction
-/// each, and publishes progress after each commit.
+/// The writer thread: drains the channel in batches of at most about [`BATCH`] arrivals or
+/// [`BATCH_BYTES`], one transaction each, gives their room back once they are committed and
+/// dropped, and publishes progress after each commit.
 fn write_arrivals(
     db: &Db,
     run_id: &str,
-    mut rx: mpsc::Receiver<Vec<Arrival>>,
+    mut rx: mpsc::UnboundedReceiver<Group>,
+    room: &Room,
     job: &JobHandle,
     stop_name: &str,
 ) -> Result<Tally, DbError> {
     let mut tally = Tally::default();
-    while let Some(mut batch) = rx.blocking_recv() {
-        while batch.len() < BATCH {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = first.arrivals;
+        // What the batch's groups took of the room, which is their size unless one was
+        // larger than the whole room; never more than the room, so no overflow.
+        let mut taken = first.room;
+        while batch.len() < BATCH && (taken as usize) < BATCH_BYTES {
             match rx.try_recv() {
-                Ok(more) => batch.extend(more),
+                Ok(more) => {
+                    taken += more.room;
+                    batch.extend(more.arrivals);
+                }
                 Err(_) => break,
             }
         }
@@ -753,8 +853,10 @@ fn write_arrivals(
         for a in &batch {
             tally.add(a, stop_name);
         }
+        drop(batch);
         job.set_done(tally.summary.rows_accepted);
         job.set_summary(tally.live_summary(stop_name));
+        room.give(taken);
     }
     Ok(tally)
 }
@@ -804,6 +906,43 @@ mod tests {
                 .join("reports/streams/exec_report_20231207_170121_2.txt")
         );
         assert_eq!(std::fs::read_to_string(first).unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn room_is_given_back_by_the_writer() {
+        use futures::FutureExt as _;
+        let room = Room::new(100);
+        assert_eq!(room.take(60).await, Some(60));
+        // 60 more do not fit until the first 60 are given back.
+        assert_eq!(room.take(60).now_or_never(), None);
+        room.give(60);
+        assert_eq!(room.take(60).now_or_never(), Some(Some(60)));
+    }
+
+    #[tokio::test]
+    async fn a_group_larger_than_the_room_travels_alone() {
+        use futures::FutureExt as _;
+        let room = Room::new(100);
+        assert_eq!(room.take(10).await, Some(10));
+        assert_eq!(room.take(1000).now_or_never(), None);
+        room.give(10);
+        // It takes the whole room rather than waiting for room that can never be.
+        assert_eq!(room.take(1000).now_or_never(), Some(Some(100)));
+        assert_eq!(room.take(1).now_or_never(), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_room_releases_waiting_consumers() {
+        let room = Arc::new(Room::new(100));
+        assert_eq!(room.take(100).await, Some(100));
+        let waiting = tokio::spawn({
+            let room = room.clone();
+            async move { room.take(1).await }
+        });
+        tokio::task::yield_now().await;
+        room.close();
+        assert_eq!(waiting.await.unwrap(), None);
+        assert_eq!(room.take(1).await, None);
     }
 
     #[test]

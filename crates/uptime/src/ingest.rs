@@ -3,7 +3,7 @@
 //! file, line and reason while the rest lands.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use csv::ByteRecord;
@@ -11,12 +11,10 @@ use sluice_core::jobs::{FileResult, FileStatus, MAX_REJECTIONS};
 use sluice_core::ledger::{self, ContentHash, Counts, InputMeta, Outcome};
 use sluice_core::{Ctx, FileIngest, IngestError, JobHandle, Summary};
 
-use crate::parse::{Layout, Row};
-use crate::store::FileWriter;
+use crate::parse::{Layout, PollColumns, Row};
+use crate::polls::{self, PollSink};
+use crate::store::{FileWriter, BATCH_POLLS};
 use crate::DOMAIN;
-
-/// Progress is published every this many rows.
-const PROGRESS_ROWS: u64 = 65_536;
 
 /// The uptime domain's inbox, uploads and CLI ingestion.
 pub struct UptimeIngest;
@@ -112,6 +110,60 @@ fn kind_name(layout: Layout) -> &'static str {
     }
 }
 
+/// How a file is read: polls whose header the splitter found go to the fast reader, every
+/// other file to the csv reader.
+enum Source<R: Read> {
+    Polls {
+        cols: PollColumns,
+        first: Vec<u8>,
+        head: polls::Header,
+        input: BufReader<R>,
+    },
+    Csv {
+        layout: Layout,
+        rdr: csv::Reader<std::io::Chain<Cursor<Vec<u8>>, BufReader<R>>>,
+    },
+}
+
+/// The file's counts and first rejections, and the writer that polls go to.
+struct Sink<'a, 't> {
+    w: &'a mut FileWriter<'t>,
+    counts: Counts,
+    rejections: &'a mut Vec<(u64, String)>,
+    job: &'a JobHandle,
+    done_before: u64,
+}
+
+impl PollSink for Sink<'_, '_> {
+    fn slot(&mut self, store: &str) -> Result<u32, IngestError> {
+        Ok(self.w.poll_slot(store)?)
+    }
+
+    fn push(&mut self, slot: u32, value: i64) {
+        self.w.poll(slot, value);
+        self.counts.accepted += 1;
+    }
+
+    fn reject(&mut self, line: u64, reason: String) {
+        self.counts.rejected += 1;
+        if self.rejections.len() < MAX_REJECTIONS {
+            self.rejections.push((line, reason));
+        }
+    }
+
+    fn unlisted(&mut self, rejected: u64) {
+        self.counts.rejected += rejected;
+    }
+
+    fn progress(&mut self, bytes: u64) -> Result<(), IngestError> {
+        if self.w.batched() >= BATCH_POLLS {
+            self.w.write_polls()?;
+        }
+        self.job.set_done(self.done_before + bytes);
+        Ok(())
+    }
+}
+
 /// Ingests one input atomically; a file without a usable header is rejected as a whole.
 fn ingest_one(
     ctx: &Ctx,
@@ -121,9 +173,12 @@ fn ingest_one(
     done_before: u64,
     summary: &mut Summary,
 ) -> Result<(), IngestError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 20, input));
+    let mut input = BufReader::with_capacity(1 << 20, input);
+    let mut first = Vec::new();
+    polls::read_chunk(&mut input, polls::CHUNK, &mut first).map_err(|source| IngestError::Io {
+        path: PathBuf::from(&meta.name),
+        source,
+    })?;
     let file_result = |status, accepted, rejected, detail: String| FileResult {
         name: meta.name.clone(),
         status,
@@ -133,16 +188,35 @@ fn ingest_one(
         warnings: 0,
         detail: Some(detail),
     };
-    let layout = match rdr.byte_headers() {
-        Ok(h) => Layout::detect(h),
-        Err(e) => Err(format!("unreadable header: {e}")),
-    };
-    let layout = match layout {
-        Ok(l) => l,
-        Err(reason) => {
-            summary.add_file(file_result(FileStatus::Rejected, 0, 0, reason));
-            return Ok(());
+    let fast = polls::header(&first)
+        .and_then(|head| Some((Layout::detect(&head.record).ok()?.polls()?, head)));
+    let mut source = match fast {
+        Some((cols, head)) => Source::Polls {
+            cols,
+            first,
+            head,
+            input,
+        },
+        None => {
+            let mut rdr = csv::ReaderBuilder::new()
+                .flexible(true)
+                .from_reader(Cursor::new(first).chain(input));
+            let layout = match rdr.byte_headers() {
+                Ok(h) => Layout::detect(h),
+                Err(e) => Err(format!("unreadable header: {e}")),
+            };
+            match layout {
+                Ok(layout) => Source::Csv { layout, rdr },
+                Err(reason) => {
+                    summary.add_file(file_result(FileStatus::Rejected, 0, 0, reason));
+                    return Ok(());
+                }
+            }
         }
+    };
+    let detail = match &source {
+        Source::Polls { .. } => "status polls",
+        Source::Csv { layout, .. } => kind_name(*layout),
     };
     let mut rejections: Vec<(u64, String)> = Vec::new();
     let outcome = ctx.db.write(|conn| {
@@ -152,35 +226,37 @@ fn ingest_one(
             meta,
             Some(job.id()),
             |tx, file, replaced| {
-                rejections.clear();
                 let mut w = FileWriter::new(tx, file, replaced)?;
-                let mut counts = Counts::default();
-                let mut rec = ByteRecord::new();
-                while read_record(&mut rdr, &mut rec, &meta.name)? {
-                    match layout.parse(&rec) {
-                        Ok(Row::Poll(p)) => w.poll(&p)?,
-                        Ok(Row::Hours(h)) => w.hours(&h)?,
-                        Ok(Row::Zone(z)) => w.zone(&z)?,
-                        Err(reason) => {
-                            counts.rejected += 1;
-                            if rejections.len() < MAX_REJECTIONS {
-                                let line = rec.position().map_or(0, |p| p.line());
-                                rejections.push((line, reason));
-                            }
-                            continue;
-                        }
-                    }
-                    counts.accepted += 1;
-                    if counts.accepted % PROGRESS_ROWS == 0 {
-                        job.set_done(done_before + rdr.position().byte());
-                    }
+                let mut sink = Sink {
+                    w: &mut w,
+                    counts: Counts::default(),
+                    rejections: &mut rejections,
+                    job,
+                    done_before,
+                };
+                match &mut source {
+                    Source::Polls {
+                        cols,
+                        first,
+                        head,
+                        input,
+                    } => polls::read(
+                        *cols,
+                        std::mem::take(first),
+                        head,
+                        input,
+                        polls::CHUNK,
+                        &meta.name,
+                        &mut sink,
+                    )?,
+                    Source::Csv { layout, rdr } => read_rows(*layout, rdr, &meta.name, &mut sink)?,
                 }
+                let counts = sink.counts;
                 w.finish()?;
                 Ok::<_, IngestError>(counts)
             },
         )
     })?;
-    let detail = kind_name(layout).to_owned();
     match outcome {
         Outcome::Duplicate { previous_name } => summary.add_file(file_result(
             FileStatus::Duplicate,
@@ -198,24 +274,44 @@ fn ingest_one(
                 status,
                 counts.accepted,
                 counts.rejected,
-                detail,
+                detail.to_owned(),
             ));
         }
     }
     Ok(())
 }
 
-/// The next record; a broken line is an error of the file, not of a row.
-fn read_record<R: Read>(
+/// Every row of a file through the csv reader.
+fn read_rows<R: Read>(
+    layout: Layout,
     rdr: &mut csv::Reader<R>,
-    rec: &mut ByteRecord,
     name: &str,
-) -> Result<bool, IngestError> {
-    rdr.read_byte_record(rec).map_err(|e| match e.into_kind() {
-        csv::ErrorKind::Io(source) => IngestError::Io {
-            path: PathBuf::from(name),
-            source,
-        },
-        other => IngestError::Invalid(format!("{name}: unreadable CSV: {other:?}")),
-    })
+    sink: &mut Sink<'_, '_>,
+) -> Result<(), IngestError> {
+    let mut rec = ByteRecord::new();
+    while polls::read_record(rdr, &mut rec, name)? {
+        match layout.parse(&rec) {
+            Ok(Row::Poll(p)) => {
+                let slot = sink.slot(p.store)?;
+                sink.push(slot, polls::value(&p));
+            }
+            Ok(Row::Hours(h)) => {
+                sink.w.hours(&h)?;
+                sink.counts.accepted += 1;
+            }
+            Ok(Row::Zone(z)) => {
+                sink.w.zone(&z)?;
+                sink.counts.accepted += 1;
+            }
+            Err(reason) => {
+                let line = rec.position().map_or(0, |p| p.line());
+                sink.reject(line, reason);
+                continue;
+            }
+        }
+        if sink.counts.accepted.is_multiple_of(polls::PROGRESS_ROWS) {
+            sink.progress(rdr.position().byte())?;
+        }
+    }
+    Ok(())
 }

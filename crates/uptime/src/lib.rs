@@ -8,8 +8,10 @@
 //!   ids, instants, weekdays, local times and zones.
 //! - [`engine`]: the computation, pure: business intervals in UTC across DST changes, the
 //!   nearest-poll status, per-window uptime/downtime/coverage. Its module doc states the rules.
-//! - [`store`]: all SQL: schema, the writes of one file, the sorted per-store reads of a
-//!   report, the report registry.
+//! - [`store`]: all SQL: schema, the writes of one file (its polls collected per store and
+//!   written as day blocks), the sorted per-store reads of a report, the report registry.
+//! - [`polls`]: polls files read fast: cut into chunks, parsed on worker threads, merged in
+//!   file order, exactly as the csv reader reads them.
 //! - [`ingest`]: the [`sluice_core::FileIngest`] of the domain (inbox, uploads, CLI, stdin).
 //! - [`report`]: a report as a job: streams the polls store by store into the engine and
 //!   writes the CSV and native rows; the state of a report comes from its job.
@@ -21,9 +23,10 @@
 //! # Invariants
 //! - A poll is keyed by (store, instant): re-delivered polls count once whatever file brings
 //!   them.
-//! - `uptime_poll_days` (per store and UTC day, what reports read) always equals
-//!   `uptime_polls` (what ingestion deduplicates): each file rebuilds the days it touched in
-//!   its own transaction.
+//! - Polls are stored once, in `uptime_poll_blocks` (per store, UTC day and file): each
+//!   (store, instant) is in exactly one block, that of the file that delivered it last, with
+//!   that delivery's status. A file's transaction moves what it re-delivers out of other
+//!   files' blocks; a replaced file's blocks are deleted.
 //! - A report never holds more than one store's polls at a time.
 //! - A report is `Running` exactly while its job is queued or running, so a crash never leaves
 //!   one stuck (the platform fails interrupted jobs at start).
@@ -35,6 +38,7 @@ pub mod engine;
 pub mod generate;
 pub mod ingest;
 pub mod parse;
+pub mod polls;
 pub mod report;
 pub mod store;
 

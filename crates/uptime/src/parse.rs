@@ -18,6 +18,16 @@ const MAX_STORE_ID: usize = 128;
 
 impl StoreId {
     pub fn parse(s: &str) -> Result<StoreId, String> {
+        StoreId::check(s).map(|s| StoreId(s.to_owned()))
+    }
+
+    /// The id [`StoreId::parse`] makes of `s`, borrowed: ingestion looks millions of them up
+    /// and keeps none.
+    pub fn check(s: &str) -> Result<&str, String> {
+        // Printable ASCII without spaces needs neither trimming nor the character checks.
+        if !s.is_empty() && s.len() <= MAX_STORE_ID && s.bytes().all(|c| c.is_ascii_graphic()) {
+            return Ok(s);
+        }
         let s = s.trim();
         if s.is_empty() {
             return Err("empty store_id".into());
@@ -27,7 +37,7 @@ impl StoreId {
                 "invalid store_id (expected at most {MAX_STORE_ID} printable characters)"
             ));
         }
-        Ok(StoreId(s.to_owned()))
+        Ok(s)
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -53,6 +63,11 @@ impl Micros {
     /// Parses `YYYY-MM-DD HH:MM:SS[.f{0,6}][ UTC]` on a fast path, anything else the
     /// platform accepts (ISO 8601 with `Z` or an offset) on the slow one.
     pub fn parse(s: &str) -> Result<Micros, String> {
+        // The export's spelling has nothing to trim (it starts with a digit and ends with
+        // one, `C` or `Z`).
+        if let Some(m) = parse_fast(s.as_bytes()) {
+            return Ok(m);
+        }
         let t = s.trim();
         if let Some(m) = parse_fast(t.as_bytes()) {
             return Ok(m);
@@ -181,6 +196,12 @@ pub enum Status {
 
 impl Status {
     pub fn parse(s: &str) -> Result<Status, String> {
+        // The exact spellings first: every row of a polls file has one.
+        match s {
+            "active" => return Ok(Status::Active),
+            "inactive" => return Ok(Status::Inactive),
+            _ => {}
+        }
         match s.trim() {
             "active" => Ok(Status::Active),
             "inactive" => Ok(Status::Inactive),
@@ -281,12 +302,60 @@ impl Zone {
     }
 }
 
-/// One status poll.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Poll {
-    pub store: StoreId,
+/// One status poll; its store id borrows from the input row (ingestion parses millions of
+/// them and keeps only a key per store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollRef<'a> {
+    pub store: &'a str,
     pub at: Micros,
     pub status: Status,
+}
+
+fn missing(name: &str, len: usize) -> String {
+    format!("missing column {name} (row has {len} fields)")
+}
+
+/// The columns of a polls file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollColumns {
+    pub store: usize,
+    pub status: usize,
+    pub at: usize,
+}
+
+impl PollColumns {
+    /// One data row of `len` fields, given by `get`, or the reason it is rejected (the
+    /// fields are checked in the order store, status, timestamp).
+    pub fn parse<'a>(
+        self,
+        get: impl Fn(usize) -> Option<&'a [u8]>,
+        len: usize,
+    ) -> Result<PollRef<'a>, String> {
+        self.parse_fields(|i, name| {
+            let b = get(i).ok_or_else(|| missing(name, len))?;
+            std::str::from_utf8(b).map_err(|_| format!("column {name} is not UTF-8"))
+        })
+    }
+
+    /// [`PollColumns::parse`] of a row known to be UTF-8.
+    pub fn parse_text<'a>(
+        self,
+        get: impl Fn(usize) -> Option<&'a str>,
+        len: usize,
+    ) -> Result<PollRef<'a>, String> {
+        self.parse_fields(|i, name| get(i).ok_or_else(|| missing(name, len)))
+    }
+
+    fn parse_fields<'a>(
+        self,
+        field: impl Fn(usize, &str) -> Result<&'a str, String>,
+    ) -> Result<PollRef<'a>, String> {
+        Ok(PollRef {
+            store: StoreId::check(field(self.store, "store_id")?)?,
+            status: Status::parse(field(self.status, "status")?)?,
+            at: Micros::parse(field(self.at, "timestamp_utc")?)?,
+        })
+    }
 }
 
 /// One business-hours interval in local time; `end <= start` runs past midnight.
@@ -306,8 +375,8 @@ pub struct StoreZone {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Row {
-    Poll(Poll),
+pub enum Row<'a> {
+    Poll(PollRef<'a>),
     Hours(Hours),
     Zone(StoreZone),
 }
@@ -385,8 +454,16 @@ impl Layout {
         }
     }
 
+    /// The columns of a polls file, for other layouts None.
+    pub fn polls(self) -> Option<PollColumns> {
+        match self {
+            Layout::Polls { store, status, at } => Some(PollColumns { store, status, at }),
+            _ => None,
+        }
+    }
+
     /// One data row, or the reason it is rejected.
-    pub fn parse(self, rec: &ByteRecord) -> Result<Row, String> {
+    pub fn parse(self, rec: &ByteRecord) -> Result<Row<'_>, String> {
         let field = |i: usize, name: &str| -> Result<&str, String> {
             let b = rec
                 .get(i)
@@ -394,11 +471,9 @@ impl Layout {
             std::str::from_utf8(b).map_err(|_| format!("column {name} is not UTF-8"))
         };
         Ok(match self {
-            Layout::Polls { store, status, at } => Row::Poll(Poll {
-                store: StoreId::parse(field(store, "store_id")?)?,
-                status: Status::parse(field(status, "status")?)?,
-                at: Micros::parse(field(at, "timestamp_utc")?)?,
-            }),
+            Layout::Polls { store, status, at } => {
+                Row::Poll(PollColumns { store, status, at }.parse(|i| rec.get(i), rec.len())?)
+            }
             Layout::Hours {
                 store,
                 day,
@@ -453,6 +528,25 @@ mod tests {
             "2023-01-23_18:00:00",
         ] {
             assert!(at(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn store_ids_are_trimmed_printable_and_bounded() {
+        let long = "9".repeat(MAX_STORE_ID);
+        for (s, want) in [
+            ("42", Some("42")),
+            (" 42 ", Some("42")),
+            ("\u{a0}5\t", Some("5")),
+            ("a b", Some("a b")),
+            ("é", Some("é")),
+            (long.as_str(), Some(long.as_str())),
+            (&format!("{long}9"), None),
+            ("", None),
+            ("  ", None),
+            ("x\u{7}", None),
+        ] {
+            assert_eq!(StoreId::check(s).ok(), want, "{s:?}");
         }
     }
 
@@ -534,13 +628,11 @@ mod tests {
                 at: 0
             }
         );
-        let row = l
-            .parse(&rec(&["2023-01-25 18:13:22.47922 UTC", "42", "inactive"]))
-            .unwrap();
+        let r = rec(&["2023-01-25 18:13:22.47922 UTC", " 42", "inactive"]);
         assert_eq!(
-            row,
-            Row::Poll(Poll {
-                store: StoreId::parse("42").unwrap(),
+            l.parse(&r).unwrap(),
+            Row::Poll(PollRef {
+                store: "42",
                 at: Micros::parse("2023-01-25 18:13:22.479220 UTC").unwrap(),
                 status: Status::Inactive
             })

@@ -101,7 +101,7 @@ async fn density(
         }
     };
     let level = q.level.unwrap_or(4);
-    if !engine::ROLLUP_LEVELS.contains(&level) {
+    if !engine::COARSE_LEVELS.contains(&level) {
         return Err(ApiError::bad_param(
             "level",
             format!("{level}: expected a level from 2 (1/64°) to 8 (64°)"),

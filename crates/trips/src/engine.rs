@@ -20,9 +20,13 @@ const CELLS_PER_DEGREE: f64 = 1024.0;
 /// Level-0 columns (360°) and rows (180°).
 const COLS: u32 = 360 * 1024;
 const ROWS: u32 = 180 * 1024;
-/// Rollup levels kept per trip end: 2 (1/64°) to 8 (64°). Finer cells would have about as
-/// many (cell, week) keys as trips; the cut cells of a box are read raw instead.
-pub const ROLLUP_LEVELS: std::ops::RangeInclusive<u32> = 2..=8;
+/// Rollup levels kept per trip end: 1 (1/256°) to 8 (64°). A box edge then reads raw only
+/// the trips of the 1/256° cells it cuts (the blocks' directory is at that level too).
+/// Level 0 would have about as many (cell, week) keys as trips.
+pub const ROLLUP_LEVELS: std::ops::RangeInclusive<u32> = 1..=8;
+/// Levels 2..8, complete in every database: level 1 may still be pending after an upgrade
+/// (see `store::complete_levels`). The density route offers these.
+pub const COARSE_LEVELS: std::ops::RangeInclusive<u32> = 2..=8;
 /// The finest level of the (origin cell, destination cell) rollup used by `match=both`:
 /// 1/16°, so that its keys stay bounded by city pairs, not by trips.
 pub const PAIR_LEVEL: u32 = 3;
@@ -253,7 +257,7 @@ fn visit(
 }
 
 /// The level-0 ranges under a cut cell that meet the box.
-fn raw_ranges(bbox: &BBox, level: u32, cell: i64, out: &mut Vec<(i64, i64)>) {
+pub fn raw_ranges(bbox: &BBox, level: u32, cell: i64, out: &mut Vec<(i64, i64)>) {
     match bbox.classify(level, cell) {
         Relation::Outside => {}
         Relation::Inside => push_range(level, cell, out),
@@ -275,7 +279,8 @@ pub fn ranges(bbox: &BBox) -> Vec<(i64, i64)> {
     merge(raw)
 }
 
-fn merge(mut raw: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+/// Sorts and merges inclusive ranges that overlap or touch.
+pub fn merge(mut raw: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     raw.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::with_capacity(raw.len());
     for (a, b) in raw {
@@ -719,10 +724,11 @@ impl Deltas {
         self.region_week.len() + self.cell.len() + self.pair.len() + self.group_sources.len()
     }
 
-    /// Per-level cell counts, sorted by key for B-tree friendly writes.
-    pub fn cells(&self) -> Vec<((u8, u32, i64, Week), i64)> {
+    /// Per-level cell counts at `levels` (within [`ROLLUP_LEVELS`]), sorted by key for
+    /// B-tree friendly writes.
+    pub fn cells(&self, levels: std::ops::RangeInclusive<u32>) -> Vec<((u8, u32, i64, Week), i64)> {
         let base = *ROLLUP_LEVELS.start();
-        rollup_levels(&self.cell, ROLLUP_LEVELS, |&(end, c, week), level| {
+        rollup_levels(&self.cell, levels, |&(end, c, week), level| {
             let shift = 4 * (level - base);
             (end, level, c >> shift, week)
         })

@@ -326,6 +326,21 @@ fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), Db
     Ok(())
 }
 
+/// Builds the rollups an upgrade left pending (see [`store::complete_levels`]), in one
+/// transaction; a no-op on a database without any.
+pub fn complete_levels(ctx: &Ctx) -> Result<(), DbError> {
+    let built = ctx.db.write(|c| {
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let built = store::complete_levels(&tx)?;
+        tx.commit()?;
+        Ok::<_, DbError>(built)
+    })?;
+    if built {
+        tracing::info!("built the trips rollups of level 1 (1/256°) for the stored trips");
+    }
+    Ok(())
+}
+
 /// Removes staging loads whose owner no longer runs, each in its own transaction.
 pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
     let stale = ctx.db.read(|c| store::stale_loads(c, ctx.db.owner()))?;
@@ -437,6 +452,7 @@ fn load_input(
     summary: Summary,
     limits: Limits,
 ) -> Result<Summary, IngestError> {
+    complete_levels(ctx)?;
     cleanup(ctx)?;
     let name = source.name();
     let mut p = Progress::new(job, summary, name);

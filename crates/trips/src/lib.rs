@@ -99,10 +99,14 @@ impl Domain for TripsDomain {
         store::migrations()
     }
     fn router(&self, ctx: Ctx) -> axum::Router {
-        // Rows of streams whose process died stay visible until removed: do it at start, off
-        // the caller's thread (it is a no-op when nothing was interrupted).
+        // Rollups an upgrade left to build, and rows of streams whose process died, which
+        // stay visible until removed: both at start, off the caller's thread (no-ops when
+        // there is nothing to do).
         let bg = ctx.clone();
         std::thread::spawn(move || {
+            if let Err(e) = ingest::complete_levels(&bg) {
+                tracing::error!(error = %e, "could not build the pending trips rollups");
+            }
             if let Err(e) = ingest::cleanup(&bg) {
                 tracing::error!(error = %e, "could not remove interrupted trips streams");
             }

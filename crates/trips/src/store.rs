@@ -30,6 +30,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "V3__owner",
             sql: include_str!("../migrations/V3__owner.sql"),
         },
+        Migration {
+            name: "V4__cell_weeks",
+            sql: include_str!("../migrations/V4__cell_weeks.sql"),
+        },
     ]
 }
 
@@ -370,22 +374,7 @@ fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> 
             }
         }
     }
-    {
-        let mut up = c.prepare_cached(
-            "INSERT INTO trips_cell_week (end_, level, cell, week, n) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (end_, level, cell, week) DO UPDATE SET n = n + excluded.n",
-        )?;
-        let mut del = c.prepare_cached(
-            "DELETE FROM trips_cell_week
-             WHERE end_ = ?1 AND level = ?2 AND cell = ?3 AND week = ?4 AND n = 0",
-        )?;
-        for ((end, level, cell, week), n) in d.cells() {
-            up.execute(params![end, level, cell, week.0, sign * n])?;
-            if removing {
-                del.execute(params![end, level, cell, week.0])?;
-            }
-        }
-    }
+    write_cells(c, d, rollup_levels(c)?, removing)?;
     {
         let mut up = c.prepare_cached(
             "INSERT INTO trips_pair (level, o_cell, d_cell, weeks) VALUES (?1, ?2, ?3, ?4)
@@ -403,6 +392,77 @@ fn apply(c: &Connection, d: &Deltas, cfg: GroupConfig, sign: i64) -> Result<()> 
         }
     }
     apply_groups(c, d, cfg, sign)
+}
+
+/// Adds the per-cell counts of `d` at `levels` to `trips_cell`, one row per cell with its
+/// weeks in one blob.
+fn write_cells(
+    c: &Connection,
+    d: &Deltas,
+    levels: std::ops::RangeInclusive<u32>,
+    removing: bool,
+) -> Result<()> {
+    let sign = if removing { -1 } else { 1 };
+    let mut up = c.prepare_cached(
+        "INSERT INTO trips_cell (end_, level, cell, weeks) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (end_, level, cell)
+         DO UPDATE SET weeks = trips_add_counts(weeks, excluded.weeks)",
+    )?;
+    let cells = d.cells(levels);
+    for run in cells.chunk_by(|a, b| (a.0 .0, a.0 .1, a.0 .2) == (b.0 .0, b.0 .1, b.0 .2)) {
+        let (end, level, cell, _) = run[0].0;
+        let weeks = Tally::encode(run.iter().map(|&((.., week), n)| (week.0, sign * n)));
+        up.execute(params![end, level, cell, weeks])?;
+    }
+    if removing {
+        c.execute("DELETE FROM trips_cell WHERE weeks = x''", [])?;
+    }
+    Ok(())
+}
+
+/// The per-cell rollup levels this database holds: [`engine::COARSE_LEVELS`] until
+/// [`complete_levels`] has built level 1 for trips stored before it existed.
+fn rollup_levels(c: &Connection) -> Result<std::ops::RangeInclusive<u32>> {
+    let pending = c
+        .prepare_cached("SELECT 1 FROM trips_pending WHERE what = 'cell_level_1'")?
+        .exists([])?;
+    Ok(if pending {
+        engine::COARSE_LEVELS
+    } else {
+        engine::ROLLUP_LEVELS
+    })
+}
+
+/// Builds the level-1 cell rollups of the visible trips of a database upgraded from before
+/// they existed (V4), in the caller's transaction, and marks them complete; a no-op
+/// otherwise. Returns whether it built them. Until then queries use levels 2..8, which are
+/// complete, so answers stay exact meanwhile.
+pub fn complete_levels(tx: &Transaction<'_>) -> Result<bool> {
+    if rollup_levels(tx)? == engine::ROLLUP_LEVELS {
+        return Ok(false);
+    }
+    let batches: Vec<i64> = {
+        let mut stmt = tx.prepare("SELECT id FROM trips_batch WHERE visible ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        rows
+    };
+    let level = *engine::ROLLUP_LEVELS.start();
+    let mut d = Deltas::default();
+    for batch_id in batches {
+        for_each_trip(tx, batch_id, |t| {
+            let week = Week::of(t.ts);
+            for (end, p) in [(0u8, t.origin), (1, t.destination)] {
+                let cell = engine::parent(engine::cell_of(p), level);
+                *d.cell.entry((end, cell, week)).or_default() += 1;
+            }
+        })?;
+    }
+    add_counts_function(tx)?;
+    write_cells(tx, &d, level..=level, false)?;
+    tx.execute("DELETE FROM trips_pending WHERE what = 'cell_level_1'", [])?;
+    Ok(true)
 }
 
 /// Registers `trips_add_counts(base, delta)` (see [`Tally`]) on a connection.
@@ -967,7 +1027,7 @@ pub fn weekly_region(
 
 fn has_data(c: &Connection, end: End) -> Result<impl FnMut(u32, i64) -> bool + '_> {
     let mut stmt = c.prepare_cached(
-        "SELECT 1 FROM trips_cell_week WHERE end_ = ?1 AND level = ?2 AND cell = ?3 LIMIT 1",
+        "SELECT 1 FROM trips_cell WHERE end_ = ?1 AND level = ?2 AND cell = ?3 LIMIT 1",
     )?;
     // A failing probe answers "maybe", which only costs time, never exactness.
     Ok(move |level: u32, cell: i64| {
@@ -981,34 +1041,121 @@ fn cover(c: &Connection, bbox: &BBox, end: End, min_level: u32) -> Result<engine
     Ok(engine::cover(bbox, min_level, &mut probe))
 }
 
-/// Weekly counts of trips whose `end` lies in `bbox`: rollups for inside cells, raw trips
-/// for the cut ones.
-fn weekly_end(
+/// Widest span of weeks counted in a vector; weeks further out (only in absurd data) go to
+/// a map.
+const WEEK_WINDOW: i64 = 1 << 16;
+
+/// Per-week counts as a query accumulates them: a vector around the first week seen (a
+/// `BTreeMap` entry per trip cost more than the rest of reading it).
+#[derive(Default)]
+struct WeekCounts {
+    base: i64,
+    dense: Vec<u64>,
+    far: BTreeMap<Week, u64>,
+}
+
+impl WeekCounts {
+    fn add(&mut self, week: Week, n: u64) {
+        if self.dense.is_empty() {
+            self.base = week.0 - WEEK_WINDOW / 2;
+        }
+        let at = week.0 - self.base;
+        if !(0..WEEK_WINDOW).contains(&at) {
+            *self.far.entry(week).or_default() += n;
+            return;
+        }
+        let at = at as usize;
+        if at >= self.dense.len() {
+            self.dense.resize(at + 1, 0);
+        }
+        self.dense[at] += n;
+    }
+
+    /// Adds a rollup blob's weeks within `range`.
+    fn add_tally(&mut self, weeks: &[u8], range: WeekRange) {
+        for (week, n) in Tally::decode(weeks) {
+            if range.has(Week(week)) {
+                self.add(Week(week), n as u64);
+            }
+        }
+    }
+
+    fn into_map(self) -> BTreeMap<Week, u64> {
+        let base = self.base;
+        let mut out = self.far;
+        out.extend(
+            self.dense
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, n)| n > 0)
+                .map(|(i, n)| (Week(base + i as i64), n)),
+        );
+        out
+    }
+}
+
+/// Adds the rollups of `end`'s cells fully inside `bbox` to `out` and returns the level-0
+/// ranges, merged, of the finest-level cells the edges cut, to be read raw. The cells are
+/// read level by level, top down, one range per cut cell (its 16 children), so a query
+/// costs one read per cut cell and never visits cells without trips.
+fn end_cover(
     c: &Connection,
     bbox: &BBox,
     end: End,
     range: WeekRange,
-) -> Result<BTreeMap<Week, u64>> {
-    let cover = cover(c, bbox, end, *engine::ROLLUP_LEVELS.start())?;
-    let mut out: BTreeMap<Week, u64> = BTreeMap::new();
+    out: &mut WeekCounts,
+) -> Result<Vec<(i64, i64)>> {
+    let levels = rollup_levels(c)?;
     let mut stmt = c.prepare_cached(
-        "SELECT week, n FROM trips_cell_week
-         WHERE end_ = ?1 AND level = ?2 AND cell = ?3 AND week BETWEEN ?4 AND ?5",
+        "SELECT cell, weeks FROM trips_cell
+         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4",
     )?;
-    for &(level, cell) in &cover.inside {
-        let mut rows = stmt.query(params![end as i64, level, cell, range.lo(), range.hi()])?;
-        while let Some(r) = rows.next()? {
-            *out.entry(Week(r.get(0)?)).or_default() += r.get::<_, i64>(1)? as u64;
+    let top = *levels.end();
+    // Every cell meeting the box lies between its corners' codes (Morton order is
+    // monotone in both coordinates).
+    let corner = |lon: f64, lat: f64| engine::parent(engine::cell_of(Point::stored(lon, lat)), top);
+    let mut cut = vec![(
+        corner(bbox.min_lon, bbox.min_lat),
+        corner(bbox.max_lon, bbox.max_lat),
+    )];
+    let mut raw = Vec::new();
+    for level in levels.clone().rev() {
+        let mut next = Vec::new();
+        for (a, z) in cut {
+            let mut rows = stmt.query(params![end as i64, level, a, z])?;
+            while let Some(r) = rows.next()? {
+                let cell: i64 = r.get(0)?;
+                match bbox.classify(level, cell) {
+                    Relation::Inside => out.add_tally(
+                        r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+                        range,
+                    ),
+                    Relation::Cut if level > *levels.start() => {
+                        next.push((cell << 4, (cell << 4) | 15))
+                    }
+                    Relation::Cut => engine::raw_ranges(bbox, level, cell, &mut raw),
+                    Relation::Outside => {}
+                }
+            }
         }
+        cut = next;
     }
+    Ok(engine::merge(raw))
+}
+
+/// Weekly counts of trips whose `end` lies in `bbox`: rollups for inside cells, raw trips
+/// for the cut ones.
+fn weekly_end(c: &Connection, bbox: &BBox, end: End, range: WeekRange) -> Result<WeekCounts> {
+    let mut out = WeekCounts::default();
+    let raw = end_cover(c, bbox, end, range, &mut out)?;
     let mut count = |p: Point, week: Week| {
         if bbox.contains(p.lon(), p.lat()) {
-            *out.entry(week).or_default() += 1;
+            out.add(week, 1);
         }
     };
     match end {
-        End::Origin => scan_origins(c, &cover.raw, range, |t, week| count(t.origin, week))?,
-        End::Destination => scan_dests(c, &cover.raw, range, |t| count(t.destination, t.week))?,
+        End::Origin => scan_origins(c, &raw, range, |t, week| count(t.origin, week))?,
+        End::Destination => scan_dests(c, &raw, range, |t| count(t.destination, t.week))?,
     }
     Ok(out)
 }
@@ -1023,7 +1170,7 @@ fn both_pairs(
     o: (i64, i64),
     d: (i64, i64),
     range: WeekRange,
-    out: &mut BTreeMap<Week, u64>,
+    out: &mut WeekCounts,
 ) -> Result<()> {
     let mut cut = BTreeSet::new();
     {
@@ -1035,14 +1182,10 @@ fn both_pairs(
         while let Some(r) = rows.next()? {
             let (oc, dc): (i64, i64) = (r.get(0)?, r.get(1)?);
             match bbox.classify(level, dc) {
-                Relation::Inside => {
-                    let weeks = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-                    for (week, n) in Tally::decode(weeks) {
-                        if range.has(Week(week)) {
-                            *out.entry(Week(week)).or_default() += n as u64;
-                        }
-                    }
-                }
+                Relation::Inside => out.add_tally(
+                    r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?,
+                    range,
+                ),
                 Relation::Cut if level > PAIR_LEVEL => {
                     cut.insert((oc, dc));
                 }
@@ -1060,14 +1203,18 @@ fn both_pairs(
 /// Weekly counts of trips with both ends in `bbox`: the pair rollups where both pair-level
 /// cells are inside, raw trips where either end's pair-level cell is cut (each trip is
 /// counted by exactly one of the three parts).
-fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<BTreeMap<Week, u64>> {
+fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<WeekCounts> {
     let o_cover = cover(c, bbox, End::Origin, PAIR_LEVEL)?;
     let d_cover = cover(c, bbox, End::Destination, PAIR_LEVEL)?;
-    let mut out: BTreeMap<Week, u64> = BTreeMap::new();
-    let inside = |cell: i64| bbox.classify(PAIR_LEVEL, cell) == Relation::Inside;
+    let mut out = WeekCounts::default();
+    // Destination records name their origin's pair-level cell; few distinct ones occur.
+    let mut inside_memo: rustc_hash::FxHashMap<i64, bool> = Default::default();
+    let mut inside = |cell: i64| {
+        *inside_memo
+            .entry(cell)
+            .or_insert_with(|| bbox.classify(PAIR_LEVEL, cell) == Relation::Inside)
+    };
     for &(level, cell) in &o_cover.inside {
-        // Destination cells meeting the box lie between its corners' codes (Morton order
-        // is monotone in both coordinates).
         let corner = |lon: f64, lat: f64| {
             Point::new(lon, lat).map_or(0, |p| engine::parent(engine::cell_of(p), level))
         };
@@ -1077,19 +1224,18 @@ fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<BTreeMap
         );
         both_pairs(c, bbox, level, (cell, cell), d, range, &mut out)?;
     }
-    let mut count = |ok: bool, week: Week| {
-        if ok {
-            *out.entry(week).or_default() += 1;
-        }
-    };
     let has = |p: Point| bbox.contains(p.lon(), p.lat());
     // Origin in a cut cell.
     scan_origins(c, &o_cover.raw, range, |t, week| {
-        count(has(t.origin) && has(t.destination), week)
+        if has(t.origin) && has(t.destination) {
+            out.add(week, 1);
+        }
     })?;
     // Origin in an inside cell, destination in a cut cell.
     scan_dests(c, &d_cover.raw, range, |t| {
-        count(inside(t.o_pair_cell) && has(t.destination), t.week)
+        if has(t.destination) && inside(t.o_pair_cell) {
+            out.add(t.week, 1);
+        }
     })?;
     Ok(out)
 }
@@ -1103,16 +1249,16 @@ pub fn weekly_bbox(
 ) -> Result<BTreeMap<Week, u64>> {
     use engine::Match;
     Ok(match mode {
-        Match::Origin => weekly_end(c, bbox, End::Origin, range)?,
-        Match::Destination => weekly_end(c, bbox, End::Destination, range)?,
-        Match::Both => weekly_both(c, bbox, range)?,
+        Match::Origin => weekly_end(c, bbox, End::Origin, range)?.into_map(),
+        Match::Destination => weekly_end(c, bbox, End::Destination, range)?.into_map(),
+        Match::Both => weekly_both(c, bbox, range)?.into_map(),
         Match::Either => {
             // |O ∪ D| = |O| + |D| − |O ∩ D|, week by week.
-            let mut out = weekly_end(c, bbox, End::Origin, range)?;
-            for (w, n) in weekly_end(c, bbox, End::Destination, range)? {
+            let mut out = weekly_end(c, bbox, End::Origin, range)?.into_map();
+            for (w, n) in weekly_end(c, bbox, End::Destination, range)?.into_map() {
                 *out.entry(w).or_default() += n;
             }
-            for (w, n) in weekly_both(c, bbox, range)? {
+            for (w, n) in weekly_both(c, bbox, range)?.into_map() {
                 let e = out.entry(w).or_default();
                 *e = e.saturating_sub(n);
             }
@@ -1346,16 +1492,17 @@ pub fn density(
         None => (0, i64::MAX),
     };
     let mut stmt = c.prepare_cached(
-        "SELECT cell, SUM(n) FROM trips_cell_week
-         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4
-         GROUP BY cell ORDER BY cell",
+        "SELECT cell, weeks FROM trips_cell
+         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4 ORDER BY cell",
     )?;
     let mut rows = stmt.query(params![end as i64, level, code_lo, code_hi])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let (x, y) = engine::unmorton(r.get(0)?);
         if (lo.0..=hi.0).contains(&x) && (lo.1..=hi.1).contains(&y) {
-            out.push((x, y, r.get::<_, i64>(1)? as u64));
+            let weeks = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let trips: i64 = Tally::decode(weeks).map(|(_, n)| n).sum();
+            out.push((x, y, trips as u64));
             if out.len() >= limit {
                 break;
             }

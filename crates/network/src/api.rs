@@ -2,6 +2,8 @@
 //! interval, `limit` (ranks per interval, up to 20) and pagination over intervals. Ingestion
 //! routes (`/api/v1/network/ingest`, `/uploads`, `/files`) are the platform's generic ones.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,16 +11,17 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sluice_core::http::{csv_response, ApiQuery, Format, ProblemDoc};
-use sluice_core::{ApiError, Ctx};
+use sluice_core::ApiError;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::store::{self, Granularity, Kpi, KpiQuery, KpiRow, TOP_N};
+use crate::index::KpiIndex;
+use crate::store::{Granularity, Kpi, KpiQuery, KpiRow, TOP_N};
 
-pub fn routes(ctx: Ctx) -> Router {
+pub fn routes(index: Arc<KpiIndex>) -> Router {
     Router::new()
         .route("/api/v1/network/kpis", get(list_kpis))
         .route("/api/v1/network/kpis/{kpi}", get(query_kpi))
-        .with_state(ctx)
+        .with_state(index)
 }
 
 #[derive(OpenApi)]
@@ -53,10 +56,8 @@ pub(crate) fn iso_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-pub(crate) async fn run_query(ctx: &Ctx, q: KpiQuery) -> Result<Vec<KpiRow>, ApiError> {
-    ctx.db
-        .read_async(move |c| store::kpi_rows(c, &q).map_err(ApiError::internal))
-        .await
+pub(crate) async fn run_query(index: &KpiIndex, q: KpiQuery) -> Result<Vec<KpiRow>, ApiError> {
+    index.kpi_rows(&q).await.map_err(ApiError::internal)
 }
 
 fn parse_kpi(s: &str) -> Result<Kpi, ApiError> {
@@ -216,7 +217,7 @@ struct KpiPage {
         (status = 400, body = ProblemDoc, content_type = "application/problem+json", description = "bad parameter"),
         (status = 404, body = ProblemDoc, content_type = "application/problem+json", description = "unknown KPI")))]
 async fn query_kpi(
-    State(ctx): State<Ctx>,
+    State(index): State<Arc<KpiIndex>>,
     Path(KpiPath { kpi }): Path<KpiPath>,
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<KpiParams>,
@@ -264,7 +265,7 @@ async fn query_kpi(
         // One more interval than a page tells whether a next page exists.
         limit: Some(u64::from(page_size) + 1),
     };
-    let rows = run_query(&ctx, q).await?;
+    let rows = run_query(&index, q).await?;
     let mut items: Vec<IntervalKpi> = Vec::new();
     for r in rows {
         let same = items.last().is_some_and(|l| {

@@ -8,6 +8,7 @@
 //!   `interval` = 1 | 2; row ids are [`KpiRow::id`].
 
 use std::cmp::Reverse;
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -19,6 +20,7 @@ use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::api::{enum_schema, granularity_param, run_query};
+use crate::index::KpiIndex;
 use crate::settings::NetworkSettings;
 use crate::store::{Granularity, Kpi, KpiQuery, KpiRow};
 
@@ -27,11 +29,11 @@ const COMPAT_TOP: u32 = 3;
 
 #[derive(Clone)]
 struct Compat {
-    ctx: Ctx,
+    index: Arc<KpiIndex>,
     zone: Tz,
 }
 
-pub fn routes(ctx: Ctx) -> Router {
+pub fn routes(ctx: &Ctx, index: Arc<KpiIndex>) -> Router {
     // The server checked the settings before starting (Domain::check_settings).
     let zone = NetworkSettings::from_settings(&ctx.settings)
         .unwrap_or_else(|e| {
@@ -48,7 +50,7 @@ pub fn routes(ctx: Ctx) -> Router {
         .route("/api/KPIs/", get(django_list))
         .route("/api/KPIs/{id}", get(django_kpi))
         .route("/api/KPIs/{id}/", get(django_kpi))
-        .with_state(Compat { ctx, zone })
+        .with_state(Compat { index, zone })
 }
 
 /// The documented paths are the READMEs' (with a trailing slash); [`crate::NetworkDomain`]
@@ -100,11 +102,32 @@ impl From<Granularity> for FlaskInterval {
     }
 }
 
+/// A time as the Flask routes print it, written straight into the response as it is
+/// serialised (no string per row).
+struct FlaskTime {
+    ms: i64,
+    zone: Tz,
+}
+
+impl std::fmt::Display for FlaskTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::time::write_local(self.ms, self.zone, f)
+    }
+}
+
+impl Serialize for FlaskTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A `/kpi1` row; times `YYYY-MM-DD HH:MM:SS` in `compat_time_zone`.
 #[derive(Serialize, ToSchema)]
 struct FlaskServiceRow {
-    interval_start_timestamp: String,
-    interval_end_timestamp: String,
+    #[schema(value_type = String)]
+    interval_start_timestamp: FlaskTime,
+    #[schema(value_type = String)]
+    interval_end_timestamp: FlaskTime,
     service_id: i64,
     total_bytes: i64,
     interval: FlaskInterval,
@@ -113,21 +136,17 @@ struct FlaskServiceRow {
 /// A `/kpi2` row; times `YYYY-MM-DD HH:MM:SS` in `compat_time_zone`.
 #[derive(Serialize, ToSchema)]
 struct FlaskCellRow {
-    interval_start_timestamp: String,
-    interval_end_timestamp: String,
+    #[schema(value_type = String)]
+    interval_start_timestamp: FlaskTime,
+    #[schema(value_type = String)]
+    interval_end_timestamp: FlaskTime,
     cell_id: i64,
     number_of_unique_users: i64,
     interval: FlaskInterval,
 }
 
-fn flask_time(ms: i64, zone: Tz) -> String {
-    sluice_core::time::from_millis(ms)
-        .map(|t| {
-            t.with_timezone(&zone)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+fn flask_time(ms: i64, zone: Tz) -> FlaskTime {
+    FlaskTime { ms, zone }
 }
 
 /// The top 3 of every matching interval in the original's `ORDER BY interval,
@@ -146,7 +165,7 @@ async fn flask_rows(
     )?;
     let from = crate::time::param("from", p.from.as_deref(), c.zone)?;
     let to = crate::time::param("to", p.to.as_deref(), c.zone)?;
-    let mut rows = top3(&c.ctx, kpi, granularity, from, to).await?;
+    let mut rows = top3(&c.index, kpi, granularity, from, to).await?;
     let label = |g: Granularity| match g {
         Granularity::FiveMinutes => "5-minute",
         Granularity::Hour => "1-hour",
@@ -171,7 +190,7 @@ async fn flask_rows(
 
 /// The top 3 of every matching interval, as the replaced systems answered.
 async fn top3(
-    ctx: &Ctx,
+    index: &KpiIndex,
     kpi: Kpi,
     granularity: Option<Granularity>,
     from: Option<i64>,
@@ -186,7 +205,7 @@ async fn top3(
         offset: 0,
         limit: None,
     };
-    run_query(ctx, q).await
+    run_query(index, q).await
 }
 
 /// KPI1 of the Flask system: top 3 services by bytes per interval.
@@ -365,7 +384,7 @@ async fn django_kpi(
         Tz::UTC,
     )?;
     let to = crate::time::param("interval_end_timestamp__lte", p.end_lte.as_deref(), Tz::UTC)?;
-    let rows = top3(&c.ctx, kpi, granularity, from, to).await?;
+    let rows = top3(&c.index, kpi, granularity, from, to).await?;
     let iso = crate::api::iso_ms;
     Ok(Json(
         rows.iter()

@@ -5,6 +5,8 @@
 //!   rejected row; a bounded line reader.
 //! - [`engine`]: folding a file into mergeable per-interval state and ranking (top-k).
 //! - [`store`]: all SQL — per-file partial state, dirty intervals, materialized KPIs.
+//! - [`index`]: the KPIs' top ranks in memory, exact (checked against SQLite's data
+//!   version and the KPI generation on every read), read by the routes.
 //! - [`ingest`]: the [`sluice_core::FileIngest`] implementation (parallel fold, one
 //!   transaction per file, recomputation of touched intervals).
 //! - [`api`]: native routes under `/api/v1/network/`.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod compat;
 pub mod engine;
 pub mod generate;
+pub mod index;
 pub mod ingest;
 pub mod parse;
 pub mod settings;
@@ -55,7 +58,8 @@ impl Domain for NetworkDomain {
                 tracing::error!(error = %e, "recomputing network KPIs at start failed");
             }
         });
-        let routes = api::routes(ctx.clone()).merge(compat::routes(ctx.clone()));
+        let index = Arc::new(index::KpiIndex::new(ctx.db.clone()));
+        let routes = api::routes(index.clone()).merge(compat::routes(&ctx, index));
         // KPI reads are hot and change only when files land: cache them until the database
         // changes (exact, see sluice_core::cache).
         match sluice_core::cache::ResponseCache::new(&ctx.db) {

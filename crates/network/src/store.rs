@@ -19,6 +19,10 @@ pub fn migrations() -> Vec<Migration> {
             name: "V2__stable_kpi_ids",
             sql: include_str!("../migrations/V2__stable_kpi_ids.sql"),
         },
+        Migration {
+            name: "V3__kpi_generation",
+            sql: include_str!("../migrations/V3__kpi_generation.sql"),
+        },
     ]
 }
 
@@ -143,6 +147,10 @@ pub fn recompute_dirty(conn: &mut Connection, before: Option<i64>) -> Result<usi
     tx.execute(
         "DELETE FROM network_dirty WHERE period_start < ?1",
         [before],
+    )?;
+    tx.execute(
+        "UPDATE network_kpi_generation SET generation = generation + 1",
+        [],
     )?;
     tx.commit()?;
     Ok(periods.len() + hours.len())
@@ -321,17 +329,44 @@ pub struct KpiQuery {
     pub limit: Option<u64>,
 }
 
+impl KpiQuery {
+    /// The granularities asked for.
+    pub fn granularities(&self) -> &'static [Granularity] {
+        match self.granularity {
+            Some(Granularity::FiveMinutes) => &[Granularity::FiveMinutes],
+            Some(Granularity::Hour) => &[Granularity::Hour],
+            None => &[Granularity::FiveMinutes, Granularity::Hour],
+        }
+    }
+
+    /// The first and last start of a matching interval of granularity `g`.
+    pub fn starts(&self, g: Granularity) -> (i64, i64) {
+        (
+            self.from.unwrap_or(i64::MIN),
+            self.to.map_or(i64::MAX, |to| to.saturating_sub(g.millis())),
+        )
+    }
+
+    /// How many intervals of each granularity a page needs at most: the first offset+limit
+    /// of each, merged by start, give the requested page of the merged sequence.
+    pub fn take(&self) -> Option<u64> {
+        self.limit.map(|l| l.saturating_add(self.offset))
+    }
+}
+
 pub fn kpi_rows(conn: &Connection, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreError> {
-    let wanted = match q.granularity {
-        Some(g) => vec![g],
-        None => vec![Granularity::FiveMinutes, Granularity::Hour],
-    };
-    // Each granularity is a range scan of the interval primary key; the first offset+limit
-    // intervals of each, merged by start, give the requested page of the merged sequence.
-    let take = q.limit.map(|l| l.saturating_add(q.offset));
+    page(q, |g| kpi_rows_of(conn, q, g))
+}
+
+/// The answer to `q` from `rows_of(g)`: the ranks of the first [`KpiQuery::take`]
+/// intervals of granularity `g` in the query's range, ordered by start and rank.
+pub fn page<E>(
+    q: &KpiQuery,
+    mut rows_of: impl FnMut(Granularity) -> Result<Vec<KpiRow>, E>,
+) -> Result<Vec<KpiRow>, E> {
     let mut rows = Vec::new();
-    for g in wanted {
-        rows.extend(kpi_rows_of(conn, q, g, take)?);
+    for &g in q.granularities() {
+        rows.extend(rows_of(g)?);
     }
     rows.sort_by_key(|r| (r.interval_start, r.granularity as i64, r.rank));
     // Page over intervals, not rows.
@@ -355,12 +390,7 @@ pub fn kpi_rows(conn: &Connection, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreErr
     Ok(out)
 }
 
-fn kpi_rows_of(
-    conn: &Connection,
-    q: &KpiQuery,
-    g: Granularity,
-    take: Option<u64>,
-) -> Result<Vec<KpiRow>, StoreError> {
+fn kpi_rows_of(conn: &Connection, q: &KpiQuery, g: Granularity) -> Result<Vec<KpiRow>, StoreError> {
     // CROSS JOIN fixes the join order: intervals by primary-key range first, then each
     // interval's ranks by the primary key. Left to itself, the planner of SQLite 3.50 scans
     // every row of the KPI and builds a temporary index per query (50x slower).
@@ -374,13 +404,13 @@ fn kpi_rows_of(
            AND k.rank <= ?6
          ORDER BY k.interval_start, k.rank",
     )?;
-    let last_start = q.to.map_or(i64::MAX, |to| to.saturating_sub(g.millis()));
+    let (first, last) = q.starts(g);
     let rows = stmt.query_map(
         params![
             g as i64,
-            q.from.unwrap_or(i64::MIN),
-            last_start,
-            take.map_or(-1, |t| t.min(i64::MAX as u64) as i64),
+            first,
+            last,
+            q.take().map_or(-1, |t| t.min(i64::MAX as u64) as i64),
             q.kpi as i64,
             q.max_rank
         ],
@@ -398,4 +428,68 @@ fn kpi_rows_of(
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The KPI generation: every recomputation of KPIs adds one in its transaction.
+pub fn kpi_generation(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT generation FROM network_kpi_generation")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The first and last interval start of granularity `g`, if it has intervals.
+pub fn interval_extent(
+    conn: &Connection,
+    g: Granularity,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(interval_start), max(interval_start) FROM network_interval
+             WHERE granularity = ?1",
+        )?
+        .query_row([g as i64], |r| {
+            Ok(r.get::<_, Option<i64>>(0)?.zip(r.get(1)?))
+        })?)
+}
+
+/// The intervals of granularity `g` starting in `[from, to)`, ordered by start: (start,
+/// rows, coverage).
+pub fn intervals_in(
+    conn: &Connection,
+    g: Granularity,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, u64, u32)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT interval_start, rows, coverage FROM network_interval
+         WHERE granularity = ?1 AND interval_start >= ?2 AND interval_start < ?3
+         ORDER BY interval_start",
+    )?;
+    let rows = stmt.query_map(params![g as i64, from, to], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Calls `f(start, rank, item, value)` for the ranks up to `max_rank` of `kpi` in the
+/// intervals of granularity `g` starting in `[from, to)`, ordered by start and rank.
+pub fn ranks_in(
+    conn: &Connection,
+    kpi: Kpi,
+    g: Granularity,
+    (from, to): (i64, i64),
+    max_rank: u32,
+    mut f: impl FnMut(i64, u32, i64, i64),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT interval_start, rank, item_id, value FROM network_kpi
+         WHERE kpi = ?1 AND granularity = ?2 AND interval_start >= ?3 AND interval_start < ?4
+           AND rank <= ?5
+         ORDER BY interval_start, rank",
+    )?;
+    let mut rows = stmt.query(params![kpi as i64, g as i64, from, to, max_rank])?;
+    while let Some(r) = rows.next()? {
+        f(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    }
+    Ok(())
 }

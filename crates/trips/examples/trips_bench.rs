@@ -1,9 +1,13 @@
-//! The query side of the trips benchmark (bench/trips/run.sh; ingestion there goes through
-//! the `sluice` binary): `trips_bench <data_dir> <repeats>` prints one JSON line per query
-//! with p50/p95 latency and the answer, for the cross-check with the peers:
+//! The query side of the trips benchmark (bench/trips/run.sh and boxes.sh; ingestion there
+//! goes through the `sluice` binary): `trips_bench <data_dir> <repeats> [--boxes FILE]`
+//! prints one JSON line per query with p50/p95 latency and the answer, for the cross-check
+//! with the peers:
 //! - T2: the weekly averages of a region, of everything, and of four boxes in the four match
-//!   modes, run by the same code as `GET /api/v1/trips/weekly-average`;
-//! - the `/vehicles` lookups: one trip by id, and listings by filter (first 10 ids).
+//!   modes, each with `weeks=active` and `weeks=span`, run by the same code as
+//!   `GET /api/v1/trips/weekly-average`;
+//! - the `/vehicles` lookups: one trip by id, and listings by filter (first 10 ids);
+//! - with `--boxes FILE` instead of both: T2a, every box of FILE (JSON lines
+//!   `{"name", "bbox"}`, from bench/trips/boxes.py) in the four match modes x both weeks modes.
 
 use std::time::Instant;
 
@@ -19,6 +23,45 @@ const BOXES: [(&str, &str); 4] = [
     ("multi-city", "5,44,15,54"),
     ("world", "-180,-90,180,90"),
 ];
+
+/// What a weekly average is asked over (`WeeklyQuery` without the weeks mode).
+#[derive(Default)]
+struct Area {
+    region: Option<String>,
+    bbox: Option<String>,
+    match_: Option<&'static str>,
+}
+
+const MATCHES: [&str; 4] = ["origin", "destination", "both", "either"];
+
+/// Prints each weekly average, in `weeks=active` (the default; the name as given) and in
+/// `weeks=span` (the name with `&weeks=span`).
+fn weekly(ctx: &Ctx, repeats: usize, queries: Vec<(String, Area)>) -> anyhow::Result<()> {
+    for (name, area) in queries {
+        for (suffix, weeks) in [("", None), ("&weeks=span", Some("span"))] {
+            let name = format!("{name}{suffix}");
+            let q = WeeklyQuery {
+                region: area.region.clone(),
+                bbox: area.bbox.clone(),
+                match_: area.match_.map(str::to_string),
+                weeks: weeks.map(str::to_string),
+                ..Default::default()
+            };
+            let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let (p50, p95, a) = timed(repeats, || {
+                ctx.db
+                    .read(|c| req.run(c))
+                    .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({"query": name, "bbox": q.bbox, "p50_ms": p50, "p95_ms": p95,
+                    "trips": a.result.trips, "weeks": a.result.weeks, "average": a.result.average})
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Runs `f` `repeats` times; returns (p50, p95) in ms and the last answer.
 fn timed<T>(
@@ -39,47 +82,63 @@ fn timed<T>(
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, dir, repeats] = &args[..] else {
-        anyhow::bail!("usage: trips_bench <data_dir> <repeats>");
+    let (dir, repeats, boxes) = match &args[1..] {
+        [dir, repeats] => (dir, repeats, None),
+        [dir, repeats, flag, file] if flag == "--boxes" => (dir, repeats, Some(file)),
+        _ => anyhow::bail!("usage: trips_bench <data_dir> <repeats> [--boxes FILE]"),
     };
     let ctx = Ctx::open(Settings::with_data_dir(dir))?;
     let repeats: usize = repeats.parse()?;
+    if let Some(file) = boxes {
+        let mut queries = Vec::new();
+        for line in std::fs::read_to_string(file)?.lines() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let b: serde_json::Value = serde_json::from_str(line)?;
+            let field = |k: &str| {
+                b[k].as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow::anyhow!("{file}: no \"{k}\" in {line}"))
+            };
+            let (name, bbox) = (field("name")?, field("bbox")?);
+            for m in MATCHES {
+                queries.push((
+                    format!("box={name}&match={m}"),
+                    Area {
+                        bbox: Some(bbox.clone()),
+                        match_: Some(m),
+                        ..Default::default()
+                    },
+                ));
+            }
+        }
+        return weekly(&ctx, repeats, queries);
+    }
 
-    let mut queries: Vec<(String, WeeklyQuery)> = vec![
+    let mut queries: Vec<(String, Area)> = vec![
         (
             "region=Prague".into(),
-            WeeklyQuery {
+            Area {
                 region: Some("Prague".into()),
                 ..Default::default()
             },
         ),
-        ("all".into(), WeeklyQuery::default()),
+        ("all".into(), Area::default()),
     ];
     for (name, b) in BOXES {
-        for m in ["origin", "destination", "both", "either"] {
+        for m in MATCHES {
             queries.push((
                 format!("bbox={name}&match={m}"),
-                WeeklyQuery {
+                Area {
                     bbox: Some(b.into()),
-                    match_: Some(m.into()),
+                    match_: Some(m),
                     ..Default::default()
                 },
             ));
         }
     }
-    for (name, q) in queries {
-        let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (p50, p95, a) = timed(repeats, || {
-            ctx.db
-                .read(|c| req.run(c))
-                .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
-        })?;
-        println!(
-            "{}",
-            serde_json::json!({"query": name, "p50_ms": p50, "p95_ms": p95,
-                "trips": a.result.trips, "weeks": a.result.weeks, "average": a.result.average})
-        );
-    }
+    weekly(&ctx, repeats, queries)?;
 
     // `/vehicles`: the middle trip, then listings (the first 10 ids of each filter).
     let total: u64 = ctx

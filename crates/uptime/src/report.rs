@@ -16,7 +16,7 @@ use sluice_core::{Ctx, JobHandle, JobId, JobState, Summary};
 
 use crate::engine::{self, BusinessHours, RelevantPolls, WindowFigures};
 use crate::parse::{Micros, Zone, DEFAULT_ZONE, MINUTE};
-use crate::store::{self, BlockScan, PollReader, ReportRow, StoreRow};
+use crate::store::{self, BlockScan, HoursScan, PollReader, ReportRow, StoreRow};
 use crate::{UptimeError, DOMAIN};
 
 /// The header of the native CSV: uptime of the three windows, then downtime (the compat
@@ -259,7 +259,7 @@ pub fn generate(
 ) -> Result<ReportOutput, UptimeError> {
     let id = job.id().to_string();
     let coverage = req.coverage.unwrap_or_else(|| configured_coverage(ctx));
-    let (now, stores, hours) = ctx.db.read(|c| {
+    let (now, stores) = ctx.db.read(|c| {
         let now = match req.now {
             Some(n) => n,
             None => store::latest_poll(c)?
@@ -278,24 +278,25 @@ pub fn generate(
                 v
             }
         };
-        Ok::<_, UptimeError>((now, stores, store::all_hours(c)?))
+        Ok::<_, UptimeError>((now, stores))
     })?;
     job.set_total(Some(stores.len() as u64));
-    // Computed in key order (the order of the poll blocks), written in store id order.
+    // Computed in key order (the order of the poll blocks and hours), written in store id
+    // order.
     let all = req.stores.is_none();
     let mut stores = stores;
     stores.sort_unstable_by_key(|s| s.key);
     let done = AtomicU64::new(0);
     let parts = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let chunk = stores.len().div_ceil(parts).max(1);
-    let results: Vec<Result<Vec<Computed>, UptimeError>> = std::thread::scope(|s| {
+    let results: Vec<Result<Part, UptimeError>> = std::thread::scope(|s| {
         let handles: Vec<_> = stores
             .chunks(chunk)
             .map(|part| {
-                let (hours, done) = (&hours, &done);
+                let done = &done;
                 s.spawn(move || {
                     ctx.db
-                        .read(|c| compute_part(c, all, part, hours, now.0, coverage, job, done))
+                        .read(|c| compute_part(c, all, part, now.0, coverage, job, done))
                 })
             })
             .collect();
@@ -308,6 +309,7 @@ pub fn generate(
             })
             .collect()
     });
+    let parts = results.into_iter().collect::<Result<Vec<Part>, _>>()?;
     let dir = ctx.settings.reports_dir(DOMAIN);
     std::fs::create_dir_all(&dir).map_err(|e| UptimeError::io(&dir, e))?;
     let (csv, rows) = (csv_path(ctx, &id), rows_path(ctx, &id));
@@ -322,18 +324,23 @@ pub fn generate(
         let mut c = BufWriter::new(File::create(&csv_tmp).map_err(io_csv)?);
         let mut r = BufWriter::new(File::create(&rows_tmp).map_err(io_rows)?);
         writeln!(c, "{CSV_HEADER}").map_err(io_csv)?;
-        let mut computed = Vec::with_capacity(stores.len());
-        for part in results {
-            computed.extend(part?);
-        }
-        computed.sort_unstable_by(|a, b| a.store_id.cmp(&b.store_id));
+        // The parts' rows merged by store id.
+        let mut next = vec![0usize; parts.len()];
+        while let Some(p) = (0..parts.len())
+            .filter(|&p| next[p] < parts[p].rows.len())
+            .min_by(|&a, &b| parts[a].rows[next[a]].0.cmp(&parts[b].rows[next[b]].0))
         {
-            for row in computed {
-                row.csv_line(&mut c).map_err(io_csv)?;
-                serde_json::to_writer(&mut r, &row.native()).map_err(|e| io_rows(e.into()))?;
-                r.write_all(b"\n").map_err(io_rows)?;
-                n += 1;
-            }
+            let (part, i) = (&parts[p], next[p]);
+            let (csv_from, rows_from) = i.checked_sub(1).map_or((0, 0), |j| {
+                let prev = &part.rows[j];
+                (prev.1, prev.2)
+            });
+            let (_, csv_to, rows_to) = part.rows[i];
+            c.write_all(&part.csv[csv_from..csv_to]).map_err(io_csv)?;
+            r.write_all(&part.jsonl[rows_from..rows_to])
+                .map_err(io_rows)?;
+            next[p] += 1;
+            n += 1;
         }
         c.flush().map_err(io_csv)?;
         r.flush().map_err(io_rows)?;
@@ -349,41 +356,65 @@ pub fn generate(
 /// Stores done are published every this many stores.
 const PROGRESS_STORES: u64 = 256;
 
-#[allow(clippy::too_many_arguments)]
+/// A worker's rows, formatted (by the workers, in parallel), in store id order.
+struct Part {
+    /// Each row's store id and where its lines end in `csv` and `jsonl`.
+    rows: Vec<(String, usize, usize)>,
+    csv: Vec<u8>,
+    jsonl: Vec<u8>,
+}
+
 fn compute_part(
     conn: &rusqlite::Connection,
     req_all: bool,
     stores: &[StoreRow],
-    hours: &HashMap<i64, BusinessHours>,
     now: i64,
     coverage: i64,
     job: &JobHandle,
     done: &AtomicU64,
-) -> Result<Vec<Computed>, UptimeError> {
+) -> Result<Part, UptimeError> {
     let starts = engine::report_windows(now);
     let week = starts[2];
+    let (Some(lo), Some(hi)) = (stores.first(), stores.last()) else {
+        return Ok(Part {
+            rows: Vec::new(),
+            csv: Vec::new(),
+            jsonl: Vec::new(),
+        });
+    };
+    let keys = (lo.key, hi.key);
+    let mut hours_stmt = store::hours_scan_statement(conn)?;
+    let mut hours = HoursScan::new(&mut hours_stmt, keys)?;
     // A full report scans the blocks of its key range once; a filtered one seeks each store.
     let mut scan_stmt = store::block_scan_statement(conn)?;
-    let mut scan = match (req_all, stores.first(), stores.last()) {
-        (true, Some(a), Some(b)) => {
-            Some(BlockScan::new(&mut scan_stmt, conn, (a.key, b.key), week)?)
-        }
-        _ => None,
+    let mut scan = if req_all {
+        Some(BlockScan::new(&mut scan_stmt, conn, keys, week)?)
+    } else {
+        None
     };
     let mut reader = PollReader::new(conn)?;
+    // Zones by name as stored, and each zone's offsets over the windows.
+    let mut names: HashMap<&str, Option<Zone>> = HashMap::new();
     let mut zones: HashMap<Tz, Vec<(i64, i64, i64)>> = HashMap::new();
     let mut relevant = RelevantPolls::new(week, now);
     let mut business = Vec::new();
     let mut out = Vec::with_capacity(stores.len());
     let mut pending = 0;
     for (i, s) in stores.iter().enumerate() {
-        let given = s.zone.as_deref().and_then(|z| Zone::parse(z).ok());
+        let given = s
+            .zone
+            .as_deref()
+            .and_then(|z| *names.entry(z).or_insert_with(|| Zone::parse(z).ok()));
         let zone = given.unwrap_or(DEFAULT_ZONE);
         let spans = zones
             .entry(zone.0)
             .or_insert_with(|| engine::offset_spans(zone.0, week, now));
-        let store_hours = hours.get(&s.key).unwrap_or(&BusinessHours::Always);
-        engine::business_spans(store_hours, spans, &mut business);
+        let store_hours = hours.read(s.key)?;
+        engine::business_spans(
+            store_hours.as_ref().unwrap_or(&BusinessHours::Always),
+            spans,
+            &mut business,
+        );
         relevant.clear();
         match scan.as_mut() {
             Some(scan) => scan.read(s.key, |p| relevant.push(p))?,
@@ -393,7 +424,7 @@ fn compute_part(
             store_id: s.store_id.clone(),
             zone,
             zone_given: given.is_some(),
-            hours_given: hours.contains_key(&s.key),
+            hours_given: store_hours.is_some(),
             polled: !relevant.polls().is_empty(),
             figures: engine::compute(starts, now, &business, relevant.polls(), coverage),
         });
@@ -403,7 +434,21 @@ fn compute_part(
             pending = 0;
         }
     }
-    Ok(out)
+    out.sort_unstable_by(|a, b| a.store_id.cmp(&b.store_id));
+    let mut part = Part {
+        rows: Vec::with_capacity(out.len()),
+        csv: Vec::with_capacity(out.len() * 64),
+        jsonl: Vec::with_capacity(out.len() * 512),
+    };
+    let in_memory = |e: std::io::Error| UptimeError::Internal(format!("formatting a row: {e}"));
+    for row in out {
+        row.csv_line(&mut part.csv).map_err(in_memory)?;
+        serde_json::to_writer(&mut part.jsonl, &row.native()).map_err(|e| in_memory(e.into()))?;
+        part.jsonl.push(b'\n');
+        part.rows
+            .push((row.store_id, part.csv.len(), part.jsonl.len()));
+    }
+    Ok(part)
 }
 
 /// Where a report stands, from its job.

@@ -7,8 +7,6 @@
 //! (store, instant) is in exactly one block, and a replaced file takes back what it
 //! delivered last by deleting its blocks.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use rustc_hash::FxHashMap;
 use sluice_core::ledger::FileId;
@@ -374,20 +372,60 @@ pub fn store(conn: &Connection, store_id: &str) -> Result<Option<StoreRow>, DbEr
         .optional()?)
 }
 
-/// Business hours of every store that has some (stores without are 24×7).
-pub fn all_hours(conn: &Connection) -> Result<HashMap<i64, BusinessHours>, DbError> {
-    let mut stmt = conn.prepare("SELECT store, day, start_s, end_s FROM uptime_hours")?;
-    let mut rows = stmt.query([])?;
-    let mut raw: HashMap<i64, Vec<(Weekday, LocalTime, LocalTime)>> = HashMap::new();
-    while let Some(r) = rows.next()? {
-        if let Some(iv) = hours_row(r)? {
-            raw.entry(r.get(0)?).or_default().push(iv);
-        }
+/// A business-hours interval of one weekday.
+type Interval = (Weekday, LocalTime, LocalTime);
+
+/// The statement of an [`HoursScan`], prepared by the caller that owns it.
+pub fn hours_scan_statement(conn: &Connection) -> Result<Statement<'_>, DbError> {
+    Ok(conn.prepare(
+        "SELECT store, day, start_s, end_s FROM uptime_hours
+         WHERE store >= ?1 AND store <= ?2 ORDER BY store, day, start_s, end_s",
+    )?)
+}
+
+/// One sorted scan over the business hours of a range of stores, read store by store in
+/// key order beside a [`BlockScan`].
+pub struct HoursScan<'s> {
+    rows: rusqlite::Rows<'s>,
+    /// The next row: its store and interval (None when it no longer converts).
+    ahead: Option<(i64, Option<Interval>)>,
+}
+
+impl<'s> HoursScan<'s> {
+    /// Scans stores `lo..=hi`.
+    pub fn new(
+        stmt: &'s mut Statement<'_>,
+        (lo, hi): (i64, i64),
+    ) -> Result<HoursScan<'s>, DbError> {
+        let mut scan = HoursScan {
+            rows: stmt.query(params![lo, hi])?,
+            ahead: None,
+        };
+        scan.advance()?;
+        Ok(scan)
     }
-    Ok(raw
-        .into_iter()
-        .map(|(k, v)| (k, BusinessHours::from_intervals(v)))
-        .collect())
+
+    fn advance(&mut self) -> Result<(), DbError> {
+        self.ahead = match self.rows.next()? {
+            Some(r) => Some((r.get(0)?, hours_row(r)?)),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// The hours of the next store, None for a store without any (open 24×7); stores must
+    /// come in increasing key order.
+    pub fn read(&mut self, store: i64) -> Result<Option<BusinessHours>, DbError> {
+        while self.ahead.as_ref().is_some_and(|a| a.0 < store) {
+            self.advance()?;
+        }
+        let mut intervals = Vec::new();
+        while let Some((_, iv)) = self.ahead.take_if(|a| a.0 == store) {
+            intervals.extend(iv);
+            self.advance()?;
+        }
+        Ok((!intervals.is_empty()).then(|| BusinessHours::from_intervals(intervals)))
+    }
 }
 
 /// Business-hours intervals of one store, by day and start.

@@ -2,7 +2,9 @@
 //! `simulate` and `harvest` commands: the same library functions, as two processes.
 //!
 //! `s1 simulate [SimulateArgs]` serves until Ctrl-C (SIGINT).
-//! `s1 harvest --data-dir DIR [HarvestArgs]` harvests and prints the command's summary.
+//! `s1 harvest --data-dir DIR [HarvestArgs]` harvests (the harvest of `sluice harvest`,
+//! without the report figures the command adds after a run of at most 500 000 events, which
+//! a loaded machine's slower runs would reach) and prints the outcome as JSON.
 //! `s1 check --data-dir DIR` prints one JSON line of figures of the latest run, read from the
 //! database: a separate process, so that the harvest's peak RSS is the harvest's alone (a
 //! count over a run's tables maps up to the database handle's 256 MiB of file into memory).
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use sluice_core::{Ctx, Domain, Settings};
 use sluice_streams::cli::{self, HarvestArgs, SimulateArgs};
+use sluice_streams::harvest::{self, HarvestOverrides, HarvestParams};
 use sluice_streams::StreamsDomain;
 
 #[derive(Parser)]
@@ -36,7 +39,23 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Harvest { data_dir, args } => {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
             ctx.db.migrate("streams", &StreamsDomain.migrations())?;
-            println!("{}", cli::harvest(&ctx, args).await?);
+            let params = HarvestParams::resolve(
+                &ctx,
+                HarvestOverrides {
+                    source: args.source,
+                    user: args.user,
+                    password: args.password,
+                    max_duration: args.max_duration,
+                    stop_name: args.stop_name,
+                    stop_count: args.stop_count,
+                },
+            )?;
+            let (_job, running) = harvest::start(&ctx, params, None)?;
+            let outcome = running.await??;
+            println!("{}", serde_json::to_string(&outcome)?);
+            if let Some(e) = outcome.error {
+                anyhow::bail!("the harvest failed: {e}");
+            }
         }
         Cmd::Check { data_dir } => {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;

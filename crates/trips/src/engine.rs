@@ -649,11 +649,40 @@ pub struct Deltas {
     pub datasource: FxHashMap<i64, i64>,
     pub region_week: FxHashMap<(i64, Week), i64>,
     /// (end, cell at the finest rollup level, week).
-    pub cell: FxHashMap<(u8, i64, Week), i64>,
+    pub cell: FxHashMap<CellKey, i64>,
     /// (origin cell, destination cell, week) at [`PAIR_LEVEL`].
     pub pair: FxHashMap<(i64, i64, Week), i64>,
     /// (group, datasource); a group's count is the sum over its datasources.
     pub group_sources: FxHashMap<SourceKey, i64>,
+}
+
+/// An (end, level-1 cell, week) key packed into 8 bytes, ordered by end, cell, week: the
+/// level-1 map holds millions of keys per load, and tuple keys took 24 bytes each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellKey(u64);
+
+/// Bits of a [`CellKey`]'s week, offset to be unsigned: weeks of every parseable time
+/// (years ±262 143) fit, as do level-1 cells (< 2^33) in the 35 bits left under the end.
+const WEEK_BITS: u32 = 28;
+const WEEK_OFFSET: i64 = 1 << (WEEK_BITS - 1);
+
+impl CellKey {
+    pub fn new(end: u8, cell: i64, week: Week) -> CellKey {
+        let week = (week.0 + WEEK_OFFSET) as u64 & ((1 << WEEK_BITS) - 1);
+        CellKey((u64::from(end) << 63) | ((cell as u64) << WEEK_BITS) | week)
+    }
+
+    pub fn end(self) -> u8 {
+        (self.0 >> 63) as u8
+    }
+
+    pub fn cell(self) -> i64 {
+        ((self.0 << 1) >> (WEEK_BITS + 1)) as i64
+    }
+
+    pub fn week(self) -> Week {
+        Week((self.0 & ((1 << WEEK_BITS) - 1)) as i64 - WEEK_OFFSET)
+    }
 }
 
 /// A (group, datasource) key packed into 24 bytes: at 100 M trips this map holds millions
@@ -701,11 +730,11 @@ impl Deltas {
         *self.region_week.entry((t.region, t.week)).or_default() += 1;
         *self
             .cell
-            .entry((0, parent(t.o_cell, base), t.week))
+            .entry(CellKey::new(0, parent(t.o_cell, base), t.week))
             .or_default() += 1;
         *self
             .cell
-            .entry((1, parent(t.d_cell, base), t.week))
+            .entry(CellKey::new(1, parent(t.d_cell, base), t.week))
             .or_default() += 1;
         let pair = (
             parent(t.o_cell, PAIR_LEVEL),
@@ -724,13 +753,12 @@ impl Deltas {
         self.region_week.len() + self.cell.len() + self.pair.len() + self.group_sources.len()
     }
 
-    /// Per-level cell counts at `levels` (within [`ROLLUP_LEVELS`]), sorted by key for
-    /// B-tree friendly writes.
-    pub fn cells(&self, levels: std::ops::RangeInclusive<u32>) -> Vec<((u8, u32, i64, Week), i64)> {
-        let base = *ROLLUP_LEVELS.start();
-        rollup_levels(&self.cell, levels, |&(end, c, week), level| {
-            let shift = 4 * (level - base);
-            (end, level, c >> shift, week)
+    /// Cell counts of one level (within [`ROLLUP_LEVELS`]) as (end, cell, week), sorted by
+    /// key for B-tree friendly writes; one level at a time keeps a spill's memory small.
+    pub fn cells(&self, level: u32) -> Vec<((u8, i64, Week), i64)> {
+        let shift = 4 * (level - *ROLLUP_LEVELS.start());
+        rollup_levels(&self.cell, level..=level, |k, _| {
+            (k.end(), k.cell() >> shift, k.week())
         })
     }
 
@@ -823,6 +851,27 @@ mod tests {
             cover(&BBox::parse("0,0,1,1").unwrap(), 2, &mut |_, _| false),
             Cover::default()
         );
+    }
+
+    #[test]
+    fn cell_keys_round_trip_in_order() {
+        let top = parent(cell_of(p(180.0, 90.0)), 1);
+        let keys: Vec<(u8, i64, Week)> = vec![
+            (0, 0, Week(-13_700_000)),
+            (0, 0, Week(2400)),
+            (0, 5, Week(-1)),
+            (0, top, Week(13_700_000)),
+            (1, 0, Week(0)),
+            (1, top, Week(2500)),
+        ];
+        let packed: Vec<CellKey> = keys
+            .iter()
+            .map(|&(e, c, w)| CellKey::new(e, c, w))
+            .collect();
+        for (k, &(e, c, w)) in packed.iter().zip(&keys) {
+            assert_eq!((k.end(), k.cell(), k.week()), (e, c, w));
+        }
+        assert!(packed.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use sluice_core::{DbError, Migration};
 
 use crate::batch::{self, DestRec, End, Tally, TripRec, BATCH_ROWS, DEST_BYTES, TRIP_BYTES};
 use crate::engine::{
-    self, BBox, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week, PAIR_LEVEL,
+    self, BBox, CellKey, Deltas, GroupConfig, GroupKey, Keyed, Relation, SourceKey, Week,
+    PAIR_LEVEL,
 };
 use crate::parse::{Point, Timestamp};
 
@@ -408,11 +409,13 @@ fn write_cells(
          ON CONFLICT (end_, level, cell)
          DO UPDATE SET weeks = trips_add_counts(weeks, excluded.weeks)",
     )?;
-    let cells = d.cells(levels);
-    for run in cells.chunk_by(|a, b| (a.0 .0, a.0 .1, a.0 .2) == (b.0 .0, b.0 .1, b.0 .2)) {
-        let (end, level, cell, _) = run[0].0;
-        let weeks = Tally::encode(run.iter().map(|&((.., week), n)| (week.0, sign * n)));
-        up.execute(params![end, level, cell, weeks])?;
+    for level in levels {
+        let cells = d.cells(level);
+        for run in cells.chunk_by(|a, b| (a.0 .0, a.0 .1) == (b.0 .0, b.0 .1)) {
+            let (end, cell, _) = run[0].0;
+            let weeks = Tally::encode(run.iter().map(|&((.., week), n)| (week.0, sign * n)));
+            up.execute(params![end, level, cell, weeks])?;
+        }
     }
     if removing {
         c.execute("DELETE FROM trips_cell WHERE weeks = x''", [])?;
@@ -455,7 +458,7 @@ pub fn complete_levels(tx: &Transaction<'_>) -> Result<bool> {
             let week = Week::of(t.ts);
             for (end, p) in [(0u8, t.origin), (1, t.destination)] {
                 let cell = engine::parent(engine::cell_of(p), level);
-                *d.cell.entry((end, cell, week)).or_default() += 1;
+                *d.cell.entry(CellKey::new(end, cell, week)).or_default() += 1;
             }
         })?;
     }
@@ -646,25 +649,35 @@ fn scan_blocks(
 ) -> Result<()> {
     let width = width(end);
     let mut blocks = c.prepare_cached(
-        "SELECT b.first_id, k.dir, k.data FROM trips_block k
+        "SELECT b.first_id, k.dir, k.rowid FROM trips_block k
          JOIN trips_batch b ON b.id = k.batch_id
          WHERE k.end_ = ?1 AND k.cell = ?2 AND b.visible AND (?3 IS NULL OR k.batch_id = ?3)",
     )?;
+    let mut blob: Option<rusqlite::blob::Blob<'_>> = None;
+    let mut buf: Vec<u8> = Vec::new();
     for cell in batch::block_cells(ranges) {
         let mut rows = blocks.query(params![end as i64, cell, batch])?;
         while let Some(r) = rows.next()? {
             let first_id: i64 = r.get(0)?;
-            let blob = |i| -> Result<&[u8]> {
-                Ok(r.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
-            };
-            let runs = batch::runs(blob(1)?, cell, ranges);
+            let dir = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let runs = batch::runs(dir, cell, ranges);
             if runs.is_empty() {
                 continue;
             }
-            // Read only now: the records are the large part of the row.
-            let data = blob(2)?;
+            // Only the runs' bytes: a large block spans overflow pages, and SQLite would
+            // copy all of them to hand over the whole blob.
+            let rowid: i64 = r.get(2)?;
+            let handle = match &mut blob {
+                Some(b) => {
+                    b.reopen(rowid)?;
+                    b
+                }
+                None => blob.insert(c.blob_open("main", "trips_block", "data", rowid, true)?),
+            };
             for (a, z) in runs {
-                for rec in data[a as usize * width..z as usize * width].chunks_exact(width) {
+                buf.resize((z - a) as usize * width, 0);
+                handle.read_at_exact(&mut buf, a as usize * width)?;
+                for rec in buf.chunks_exact(width) {
                     f(rec, first_id);
                 }
             }
@@ -1231,12 +1244,15 @@ fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<WeekCoun
             out.add(week, 1);
         }
     })?;
-    // Origin in an inside cell, destination in a cut cell.
-    scan_dests(c, &d_cover.raw, range, |t| {
-        if has(t.destination) && inside(t.o_pair_cell) {
-            out.add(t.week, 1);
-        }
-    })?;
+    // Origin in an inside cell, destination in a cut cell: none when no origin cell is
+    // inside (a box within a few pair-level cells), so its destinations need no reading.
+    if !o_cover.inside.is_empty() {
+        scan_dests(c, &d_cover.raw, range, |t| {
+            if has(t.destination) && inside(t.o_pair_cell) {
+                out.add(t.week, 1);
+            }
+        })?;
+    }
     Ok(out)
 }
 

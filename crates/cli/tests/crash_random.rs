@@ -576,8 +576,10 @@ fn trips_sigkill_at_random_moments_changes_no_answer() {
 }
 
 /// Stores generated: polls for 8 days (`store_status.csv`), cut into `POLL_PARTS` files.
-const STORES: &str = "1000";
-const POLL_PARTS: usize = 4;
+/// Enough that the ingest outlasts the process start several times over: with fewer, most
+/// moments drawn over its duration come after it has ended, and too few kills hit.
+const STORES: &str = "4000";
+const POLL_PARTS: usize = 8;
 
 /// `sluice report uptime` (the latest poll is its `now`, so it is the same for equal data);
 /// the report's id is its job's, new every time.

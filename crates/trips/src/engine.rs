@@ -762,6 +762,24 @@ impl Deltas {
         })
     }
 
+    /// The counts of `cells` (as from [`Deltas::cells`]) one level up: sorting the level
+    /// below, far smaller than the finest map, instead of the map again for every level.
+    pub fn coarser(cells: &[((u8, i64, Week), i64)]) -> Vec<((u8, i64, Week), i64)> {
+        let mut up: Vec<((u8, i64, Week), i64)> = cells
+            .iter()
+            .map(|&((end, cell, week), n)| ((end, cell >> 4, week), n))
+            .collect();
+        up.sort_unstable_by_key(|e| e.0);
+        up.dedup_by(|b, a| {
+            let same = a.0 == b.0;
+            if same {
+                a.1 += b.1;
+            }
+            same
+        });
+        up
+    }
+
     /// Per-level cell pair counts (levels `PAIR_LEVEL..=8`), sorted the same way.
     pub fn pairs(&self) -> Vec<((u32, i64, i64, Week), i64)> {
         rollup_levels(

@@ -409,8 +409,11 @@ fn write_cells(
          ON CONFLICT (end_, level, cell)
          DO UPDATE SET weeks = trips_add_counts(weeks, excluded.weeks)",
     )?;
-    for level in levels {
-        let cells = d.cells(level);
+    let mut cells = d.cells(*levels.start());
+    for level in levels.clone() {
+        if level > *levels.start() {
+            cells = Deltas::coarser(&cells);
+        }
         for run in cells.chunk_by(|a, b| (a.0 .0, a.0 .1) == (b.0 .0, b.0 .1)) {
             let (end, cell, _) = run[0].0;
             let weeks = Tally::encode(run.iter().map(|&((.., week), n)| (week.0, sign * n)));

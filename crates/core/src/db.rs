@@ -241,13 +241,20 @@ impl Db {
         f(&mut conn)
     }
 
-    /// Runs `f` with a pooled read-only connection (blocking).
+    /// Runs `f` with a pooled read-only connection (blocking), inside one read transaction:
+    /// everything `f` reads comes from one snapshot, so an answer built from several
+    /// statements (rollups and raw records of a box, KPIs and their extent) never mixes the
+    /// states before and after a commit that lands between them.
     pub fn read<R, E: From<DbError>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, E>,
     ) -> Result<R, E> {
         let conn = self.inner.readers.get().map_err(DbError::from)?;
-        f(&conn)
+        let tx = conn.unchecked_transaction().map_err(DbError::from)?;
+        let out = f(&tx)?;
+        // Ending a read-only transaction cannot lose anything; its error is still reported.
+        tx.finish().map_err(DbError::from)?;
+        Ok(out)
     }
 
     /// [`Db::read`] on the blocking thread pool, for async handlers.
@@ -311,6 +318,33 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn a_read_sees_one_snapshot_whatever_commits_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let m = [Migration {
+            name: "V1__s",
+            sql: "CREATE TABLE s_t (x INTEGER); INSERT INTO s_t VALUES (1);",
+        }];
+        db.migrate("s", &m).unwrap();
+        let count = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.query_row("SELECT count(*) FROM s_t", [], |r| r.get(0))?)
+        };
+        let (before, after) = db
+            .read(|c| {
+                let before = count(c)?;
+                db.write(|w| Ok::<_, DbError>(w.execute("INSERT INTO s_t VALUES (2)", [])?))?;
+                Ok::<_, DbError>((before, count(c)?))
+            })
+            .unwrap();
+        assert_eq!(
+            (before, after),
+            (1, 1),
+            "a commit between two statements was seen"
+        );
+        assert_eq!(db.read(count).unwrap(), 2, "the next read sees the commit");
     }
 
     #[test]

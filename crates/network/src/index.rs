@@ -146,11 +146,10 @@ impl KpiIndex {
         }
         let (generation, loaded) = self
             .db
+            // One read transaction (`Db::read`): the generation and the blocks agree.
             .read_async(move |c| {
-                let tx = c.unchecked_transaction()?;
-                let generation = store::kpi_generation(&tx)?;
-                let loaded = load(&tx, &missing)?;
-                tx.finish()?;
+                let generation = store::kpi_generation(c)?;
+                let loaded = load(c, &missing)?;
                 Ok::<_, StoreError>((generation, loaded))
             })
             .await?;

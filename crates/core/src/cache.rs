@@ -39,7 +39,11 @@ impl ResponseCache {
     /// The current data version (a cheap call: no I/O unless the WAL index changed).
     pub fn version(&self) -> Result<i64, DbError> {
         let conn = self.probe.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        // Prepared once: on every cached request, preparing cost more than the pragma.
+        let version = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        Ok(version)
     }
 
     /// The cached body for `key` if the data did not change since it was stored, and the

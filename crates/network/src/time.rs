@@ -143,7 +143,7 @@ pub fn write_local(ms: i64, zone: Tz, out: &mut impl std::fmt::Write) -> std::fm
     let offset = zone.offset_from_utc_datetime(&utc.naive_utc()).fix();
     let secs = ms.div_euclid(1000) + i64::from(offset.local_minus_utc());
     let days = secs.div_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = sluice_core::time::civil_from_days(days);
     if !(0..=9999).contains(&y) {
         // chrono signs years outside four digits; leave them to it.
         return write!(
@@ -168,20 +168,6 @@ pub fn write_local(ms: i64, zone: Tz, out: &mut impl std::fmt::Write) -> std::fm
     put(14, t / 60 % 60, 2);
     put(17, t % 60, 2);
     out.write_str(std::str::from_utf8(&b).expect("ASCII digits"))
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm, the inverse of `sluice_core::time::days_from_civil`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// The JSON Schema of a time parameter.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use sluice_core::{Ctx, Domain, Settings};
 use sluice_streams::cli::{self, HarvestArgs, SimulateArgs};
-use sluice_streams::harvest::{self, HarvestOverrides, HarvestParams};
+use sluice_streams::harvest::{self, HarvestParams};
 use sluice_streams::StreamsDomain;
 
 #[derive(Parser)]
@@ -39,17 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Harvest { data_dir, args } => {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
             ctx.db.migrate("streams", &StreamsDomain.migrations())?;
-            let params = HarvestParams::resolve(
-                &ctx,
-                HarvestOverrides {
-                    source: args.source,
-                    user: args.user,
-                    password: args.password,
-                    max_duration: args.max_duration,
-                    stop_name: args.stop_name,
-                    stop_count: args.stop_count,
-                },
-            )?;
+            let params = HarvestParams::resolve(&ctx, args.into())?;
             let (_job, running) = harvest::start(&ctx, params, None)?;
             let outcome = running.await??;
             println!("{}", serde_json::to_string(&outcome)?);

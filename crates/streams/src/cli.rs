@@ -140,10 +140,8 @@ pub struct HarvestArgs {
 /// event of the run, which a long full-speed harvest makes too large to be worth it here.
 const SUMMARY_REPORT_LIMIT: u64 = 500_000;
 
-/// Runs a harvest as a job in this process; returns a readable summary.
-pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsError> {
-    let params = HarvestParams::resolve(
-        ctx,
+impl From<HarvestArgs> for HarvestOverrides {
+    fn from(args: HarvestArgs) -> HarvestOverrides {
         HarvestOverrides {
             source: args.source,
             user: args.user,
@@ -151,8 +149,14 @@ pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsErro
             max_duration: args.max_duration,
             stop_name: args.stop_name,
             stop_count: args.stop_count,
-        },
-    )?;
+        }
+    }
+}
+
+/// Runs a harvest as a job in this process; returns a readable summary.
+pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsError> {
+    let json = args.json.clone();
+    let params = HarvestParams::resolve(ctx, args.into())?;
     let source = params.source.clone();
     let (_job, running) = harvest::start(ctx, params, None)?;
     let outcome = running
@@ -167,7 +171,7 @@ pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsErro
     }
     let mut text = summary(&source, &outcome);
     let total: u64 = outcome.events_per_stream.iter().sum();
-    if total <= SUMMARY_REPORT_LIMIT || args.json.is_some() {
+    if total <= SUMMARY_REPORT_LIMIT || json.is_some() {
         let db = ctx.db.clone();
         let run = RunRef::Id(outcome.run_id.clone());
         let report = tokio::task::spawn_blocking(move || load_report(&db, &run))
@@ -182,7 +186,7 @@ pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsErro
                 "  {} users, {} recent shows, Sytflix start rate {rate}, {} successful streams",
                 r.users_total, r.recent_shows, r.successful_streams_total
             );
-            if let Some(path) = &args.json {
+            if let Some(path) = &json {
                 let json = serde_json::to_vec_pretty(&r).unwrap_or_default();
                 std::fs::write(path, json).map_err(|source| StreamsError::Write {
                     path: path.clone(),

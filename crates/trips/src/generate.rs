@@ -191,16 +191,7 @@ fn datetime(ts: i64) -> String {
 fn push_datetime(out: &mut Vec<u8>, ts: i64) {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
-    // H. Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = sluice_core::time::civil_from_days(days);
     let mut digits = |v: i64, width: u32, then: u8| {
         for i in (0..width).rev() {
             out.push(b'0' + (v / 10i64.pow(i) % 10) as u8);

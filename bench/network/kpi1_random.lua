@@ -5,12 +5,9 @@
 -- one of the two intervals (5-minute, 1-hour). With ~86 400 x 6 900 x 2 possible
 -- queries, repeats are negligible.
 --
--- Seeded: thread i draws from its own generator seeded with SEED + i (env SEED, default 1),
--- so a run sends the same sequence of requests every time (how far along it gets depends
--- on the speed).
---
--- Every response that is not 2xx counts as an error; `done` prints one summary line that
--- http.sh parses, and wrk's own error counts (connect, read, write, timeout) go in it too.
+-- Seeding, error accounting and the summary line: bench/lib/a1.lua.
+
+dofile(os.getenv("A1_LUA"))
 
 local DAY = 86400
 -- env FIXED: one path to ask every time instead (http.sh measures the cached case with it,
@@ -18,15 +15,6 @@ local DAY = 86400
 local FIXED = os.getenv("FIXED")
 if FIXED == "" then
   FIXED = nil
-end
-local seed = tonumber(os.getenv("SEED") or "1")
-local threads = {}
-local counter = 0
-
-function setup(thread)
-  thread:set("thread_seed", seed + counter)
-  counter = counter + 1
-  table.insert(threads, thread)
 end
 
 -- Seconds since 2017-03-01 00:00 as the Flask routes' `YYYY-MM-DD_HH:MM:SS` (a window may
@@ -38,11 +26,6 @@ local function stamp(s)
     math.floor(s / 60) % 60, s % 60)
 end
 
-function init(args)
-  math.randomseed(thread_seed)
-  bad = 0
-end
-
 function request()
   if FIXED then
     return wrk.format("GET", FIXED)
@@ -51,22 +34,4 @@ function request()
   local to = from + math.random(300, 7200)
   local interval = math.random(2) == 1 and "5-minute" or "1-hour"
   return wrk.format("GET", "/kpi1?from=" .. stamp(from) .. "&to=" .. stamp(to) .. "&interval=" .. interval)
-end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    bad = bad + 1
-  end
-end
-
-function done(summary, latency, requests)
-  local non2xx = 0
-  for _, t in ipairs(threads) do
-    non2xx = non2xx + t:get("bad")
-  end
-  local e = summary.errors
-  io.write(string.format(
-    "A1SUMMARY requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d connect=%d read=%d write=%d timeout=%d\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    non2xx, e.connect, e.read, e.write, e.timeout))
 end

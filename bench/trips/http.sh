@@ -29,34 +29,15 @@ command -v wrk > /dev/null || apt-get install -y wrk > /dev/null
 PY="$("$root/bench/setup.sh" | tail -n1)"
 BOXES="${BOXES:-$WORK/boxes.jsonl}"
 [ -s "$BOXES" ] || "$PY" "$here/boxes.py" --sluice "$SLUICE" > "$BOXES"
-BASE="http://127.0.0.1:$PORT"
+. "$root/bench/lib/a1.sh"
 
-"$SLUICE" --data-dir "$DD" serve --addr "127.0.0.1:$PORT" > "$WORK/serve.log" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -fs -o /dev/null "$BASE/api/v1/trips/weekly-average?bbox=14.42,50.07,14.44,50.09" && break
-  kill -0 "$SERVER" 2>/dev/null || { echo "server exited:" >&2; tail "$WORK/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
+a1_serve "$DD" "$WORK/serve.log" "/api/v1/trips/weekly-average?bbox=14.42,50.07,14.44,50.09"
 
 echo "A1 trips: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $ROWS trips, $(wc -l < "$BOXES") boxes x 4 match modes x 2 weeks modes (server and wrk share $(nproc) cores), $(date -u +%FT%TZ), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| query | req/s | p50 ms | p99 ms | non-2xx | socket errors |"
-echo "|---|---:|---:|---:|---:|---:|"
-out="$(SEED="${SEED:-1}" BOXES="$BOXES" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
-    -s "$here/boxes.lua" "$BASE")"
-printf '%s\n' "$out" > "$WORK/wrk-boxes.txt"
+a1_header
+export SEED="${SEED:-1}" BOXES
 fail=0
-printf '%s\n' "$out" | "$PY" -c '
-import re, sys
-t = sys.stdin.read()
-m = dict(kv.split("=") for kv in re.search(r"A1SUMMARY (.*)", t).group(1).split())
-m = {k: int(v) for k, v in m.items()}
-rps = m["requests"] / (m["duration_us"] / 1e6)
-sock = m["connect"] + m["read"] + m["write"] + m["timeout"]
-p50, p99, bad = m["p50_us"] / 1e3, m["p99_us"] / 1e3, m["non2xx"]
-print(f"| weekly average, random boxes of the workload, all modes (seed {sys.argv[1]}) | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {bad} | {sock} |")
-sys.exit(1 if bad or sock else 0)
-' "${SEED:-1}" || fail=1
+a1_row "weekly average, random boxes of the workload, all modes (seed $SEED)" "$here/boxes.lua" \
+  "$WORK/wrk-boxes.txt" "$DURATION" || fail=1
 echo "targets: >= 2000 req/s, p99 <= 100 ms, 0 errors (load avg after: $(cut -d' ' -f1-3 /proc/loadavg); raw wrk output in $WORK/wrk-boxes.txt)"
 [ "$fail" = 0 ] || { echo "A1 FAILED: errors (non-2xx or socket) above" >&2; exit 1; }

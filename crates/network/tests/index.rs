@@ -7,41 +7,15 @@ mod common;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sluice_core::ledger::{self, ContentHash, Counts, InputMeta};
-use sluice_network::engine::fold_file;
 use sluice_network::generate::{generate_periods, GenerateArgs};
 use sluice_network::index::KpiIndex;
-use sluice_network::parse::{FlowFileName, PERIOD_MS};
-use sluice_network::settings::PeriodFrom;
-use sluice_network::store::{self, Granularity, Kpi, KpiQuery, KpiRow, StoreError};
+use sluice_network::parse::PERIOD_MS;
+use sluice_network::store::{self, Granularity, Kpi, KpiQuery, KpiRow};
 use sluice_server::testing::TestServer;
 
 /// 2017-03-01T00:00Z.
 const DAY0: i64 = 1_488_326_400_000;
 const DAY: i64 = 86_400_000;
-
-/// Commits one file's state as an ingestion does; its KPIs wait for [`recompute`].
-fn store_file(s: &TestServer, name: &str, bytes: &[u8]) {
-    let period_end = FlowFileName::parse(name).map(|n| n.period_end);
-    let mut state = fold_file(name, bytes, period_end, PeriodFrom::Rows, |_| {}).unwrap();
-    let meta = InputMeta {
-        name: name.to_owned(),
-        hash: ContentHash(blake3::hash(bytes).to_hex().to_string()),
-        size: bytes.len() as u64,
-    };
-    s.ctx
-        .db
-        .write(|conn| {
-            ledger::ingest_atomically(conn, "network", &meta, None, |tx, id, replaced| {
-                store::write_file(tx, id, replaced, &mut state)?;
-                Ok::<_, StoreError>(Counts {
-                    accepted: state.accepted,
-                    rejected: state.rejected,
-                })
-            })
-        })
-        .unwrap();
-}
 
 fn recompute(s: &TestServer) {
     s.ctx.db.write(|c| store::recompute_dirty(c, None)).unwrap();
@@ -60,7 +34,8 @@ fn store_periods(s: &TestServer, periods: std::ops::Range<u32>, seed: u64) {
     };
     for path in generate_periods(&args, periods).unwrap() {
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        store_file(s, &name, &std::fs::read(&path).unwrap());
+        // Its KPIs wait for `recompute`.
+        common::commit_file(s, &name, &std::fs::read(&path).unwrap());
     }
 }
 

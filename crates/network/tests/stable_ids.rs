@@ -7,11 +7,6 @@ mod common;
 use std::sync::Arc;
 
 use common::{get_ok, seed, server, upload};
-use sluice_core::ledger::{self, ContentHash, Counts, InputMeta};
-use sluice_network::engine::fold_file;
-use sluice_network::parse::FlowFileName;
-use sluice_network::settings::PeriodFrom;
-use sluice_network::store::{self, StoreError};
 use sluice_network::NetworkDomain;
 use sluice_server::testing::TestServer;
 
@@ -43,25 +38,7 @@ async fn ingested_in_order(order: [usize; 4]) -> [String; 2] {
 /// KPIs not recomputed.
 fn commit_then_crash(s: &TestServer, name: &str) {
     let bytes = seed(SYSTEM, name);
-    let period_end = FlowFileName::parse(name).map(|n| n.period_end);
-    let mut state = fold_file(name, &bytes[..], period_end, PeriodFrom::Rows, |_| {}).unwrap();
-    let meta = InputMeta {
-        name: name.to_owned(),
-        hash: ContentHash(blake3::hash(&bytes).to_hex().to_string()),
-        size: bytes.len() as u64,
-    };
-    s.ctx
-        .db
-        .write(|conn| {
-            ledger::ingest_atomically(conn, "network", &meta, None, |tx, id, replaced| {
-                store::write_file(tx, id, replaced, &mut state)?;
-                Ok::<_, StoreError>(Counts {
-                    accepted: state.accepted,
-                    rejected: state.rejected,
-                })
-            })
-        })
-        .unwrap();
+    common::commit_file(s, name, &bytes);
 }
 
 #[tokio::test]

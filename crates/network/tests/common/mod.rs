@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
+use sluice_core::ledger::{self, ContentHash, Counts, InputMeta};
+use sluice_network::engine::fold_file;
+use sluice_network::parse::FlowFileName;
+use sluice_network::settings::PeriodFrom;
+use sluice_network::store::{self, StoreError};
 use sluice_network::NetworkDomain;
 use sluice_server::testing::TestServer;
 
@@ -22,6 +27,30 @@ pub fn seed(system: &str, name: &str) -> Vec<u8> {
 }
 
 /// A server whose `[network]` table holds `settings`.
+/// Commits one file's partial state with its ledger entry, as an ingestion does, without
+/// recomputing the KPIs of its intervals (which stay dirty).
+pub fn commit_file(s: &TestServer, name: &str, bytes: &[u8]) {
+    let period_end = FlowFileName::parse(name).map(|n| n.period_end);
+    let mut state = fold_file(name, bytes, period_end, PeriodFrom::Rows, |_| {}).unwrap();
+    let meta = InputMeta {
+        name: name.to_owned(),
+        hash: ContentHash(blake3::hash(bytes).to_hex().to_string()),
+        size: bytes.len() as u64,
+    };
+    s.ctx
+        .db
+        .write(|conn| {
+            ledger::ingest_atomically(conn, "network", &meta, None, |tx, id, replaced| {
+                store::write_file(tx, id, replaced, &mut state)?;
+                Ok::<_, StoreError>(Counts {
+                    accepted: state.accepted,
+                    rejected: state.rejected,
+                })
+            })
+        })
+        .unwrap();
+}
+
 pub async fn server(settings: &[(&str, &str)]) -> TestServer {
     let table: toml::Table = settings
         .iter()

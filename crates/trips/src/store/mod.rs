@@ -21,19 +21,19 @@ pub fn migrations() -> Vec<Migration> {
     vec![
         Migration {
             name: "V1__init",
-            sql: include_str!("../migrations/V1__init.sql"),
+            sql: include_str!("../../migrations/V1__init.sql"),
         },
         Migration {
             name: "V2__batches",
-            sql: include_str!("../migrations/V2__batches.sql"),
+            sql: include_str!("../../migrations/V2__batches.sql"),
         },
         Migration {
             name: "V3__owner",
-            sql: include_str!("../migrations/V3__owner.sql"),
+            sql: include_str!("../../migrations/V3__owner.sql"),
         },
         Migration {
             name: "V4__cell_weeks",
-            sql: include_str!("../migrations/V4__cell_weeks.sql"),
+            sql: include_str!("../../migrations/V4__cell_weeks.sql"),
         },
     ]
 }

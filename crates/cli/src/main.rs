@@ -116,8 +116,20 @@ fn open_with(
     let domains = domains();
     sluice_server::check_settings(&settings, &domains).map_err(anyhow::Error::msg)?;
     let ctx = open_ctx(settings)?;
+    let domains = sluice_server::mounted(&ctx, domains);
     sluice_server::prepare(&ctx, &domains).context("cannot migrate the database")?;
     Ok((ctx, domains))
+}
+
+/// Refuses a command that needs the embedded SQLite database when the settings name
+/// PostgreSQL, saying what to do instead.
+fn require_sqlite(ctx: &Ctx, what: &str) -> anyhow::Result<()> {
+    if ctx.db.backend() == sluice_core::Backend::Postgres {
+        anyhow::bail!(
+            "{what} needs the SQLite database: it does not run on PostgreSQL yet (only the network domain does); leave --database unset"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the data directory's database, saying so plainly when the directory is read-only.
@@ -179,6 +191,7 @@ fn run() -> anyhow::Result<()> {
                     .entry("source")
                     .or_insert_with(|| sim.url().into());
             })?;
+            require_sqlite(&ctx, "`sluice demo`")?;
             let tries = rt.block_on(demo(&ctx, &sim))?;
             rt.block_on(serve(ctx, domains, tries))
         }
@@ -220,6 +233,7 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Harvest(args) => {
             let (ctx, _) = open(&cli.common, None)?;
+            require_sqlite(&ctx, "`sluice harvest` (streams)")?;
             let summary = runtime()?.block_on(sluice_streams::cli::harvest(&ctx, args))?;
             outcome::print(summary)?;
             Ok(())
@@ -229,14 +243,18 @@ fn run() -> anyhow::Result<()> {
             .map_err(Into::into),
         Command::Backup { path } => {
             let (ctx, _) = open(&cli.common, None)?;
+            require_sqlite(
+                &ctx,
+                "`sluice backup` (on PostgreSQL use pg_dump or pg_basebackup)",
+            )?;
             let started = std::time::Instant::now();
             let bytes = ctx
-                .db
+                .sqlite()
                 .backup_to(&path)
                 .with_context(|| format!("cannot back up to {}", path.display()))?;
             eprintln!(
                 "backed up {} to {} ({:.1} MiB in {:.1} s)",
-                ctx.db.path().display(),
+                ctx.sqlite().path().display(),
                 path.display(),
                 bytes as f64 / f64::from(1 << 20),
                 started.elapsed().as_secs_f64()
@@ -245,6 +263,7 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Report(ReportCmd::Uptime(args)) => {
             let (ctx, _) = open(&cli.common, None)?;
+            require_sqlite(&ctx, "`sluice report uptime`")?;
             report_uptime(&ctx, &args)
         }
     }

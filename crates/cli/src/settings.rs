@@ -17,6 +17,20 @@ pub struct Common {
     /// Folder of the database, inboxes, spool and reports [default: ./sluice-data].
     #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
+    /// The database: `postgres://user@host:port/db` for a PostgreSQL server shared by several
+    /// instances (only the network domain runs there so far), or `sqlite:PATH` [default:
+    /// sluice.db in the data directory].
+    #[arg(long, env = "SLUICE_DATABASE", global = true, hide_env_values = true)]
+    pub database: Option<String>,
+    /// A streaming replica of the PostgreSQL database (`postgres://…`) that answers the read
+    /// routes; writes and job state stay on the primary.
+    #[arg(
+        long,
+        env = "SLUICE_DATABASE_REPLICA",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_replica: Option<String>,
     /// Largest decompressed size of one `.gz` input, in bytes; past it the file is rejected
     /// [default: 64 GiB].
     #[arg(long, env = "SLUICE_MAX_DECOMPRESSED_BYTES", global = true)]
@@ -123,6 +137,24 @@ pub fn resolve(common: &Common, serve: Option<&ServeOpts>) -> anyhow::Result<Set
     }
     if let Some(d) = common.data_dir.clone().or(file.data_dir) {
         s.data_dir = d;
+    }
+    if let Some(url) = common.database.clone().or(file.database) {
+        s.database = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid database setting: {e}"))?;
+    }
+    s.database_replica = common
+        .database_replica
+        .clone()
+        .or(file.database_replica)
+        .filter(|u| !u.is_empty());
+    if let Some(replica) = &s.database_replica {
+        if !matches!(replica.parse(), Ok(sluice_core::DatabaseUrl::Postgres(_))) {
+            anyhow::bail!(
+                "invalid database_replica setting: `{}` is not a postgres:// URL",
+                sluice_core::pg::redact(replica)
+            );
+        }
     }
     let none = ServeOpts::default();
     let o = serve.unwrap_or(&none);

@@ -28,7 +28,7 @@ async fn migrated_size() -> u64 {
     let server = TestServer::start(domains()).await;
     server
         .ctx
-        .db
+        .sqlite()
         .read(|c| {
             c.query_row(
                 "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",

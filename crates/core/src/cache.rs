@@ -2,6 +2,8 @@
 //! for the database's `data_version` on a dedicated connection, which changes whenever any
 //! other connection — this process's writer or another process such as `sluice ingest` —
 //! commits. A changed version empties the cache, so an answer is never older than the data.
+//! On PostgreSQL the version is the handle's commit count ([`crate::PgDb::version`]): this
+//! instance's commits at once, other instances' when their notification arrives.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,31 +16,51 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::db::{Db, DbError};
+use crate::database::Database;
+use crate::db::DbError;
 
 /// Entries kept before the cache is emptied (bounded memory under many distinct queries).
 const MAX_ENTRIES: usize = 4096;
 
 pub struct ResponseCache {
-    probe: Mutex<Connection>,
+    probe: Probe,
     entries: Mutex<(i64, HashMap<String, Bytes>)>,
 }
 
+enum Probe {
+    Sqlite(Mutex<Connection>),
+    Postgres(crate::PgDb),
+}
+
 impl ResponseCache {
-    pub fn new(db: &Db) -> Result<ResponseCache, DbError> {
-        let probe = Connection::open_with_flags(
-            db.path(),
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+    pub fn new(db: &Database) -> Result<ResponseCache, DbError> {
+        let probe = match db {
+            Database::Sqlite(db) => Probe::Sqlite(Mutex::new(Connection::open_with_flags(
+                db.path(),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?)),
+            // A replica's replay is not announced: a version bumped at the primary's commit
+            // could be paired with an answer the replica computed before replaying it.
+            Database::Postgres(pg) if pg.has_replica() => {
+                return Err(DbError::Unsupported(
+                    "reads go to a replica, whose replay this instance does not hear of".into(),
+                ))
+            }
+            Database::Postgres(pg) => Probe::Postgres(pg.clone()),
+        };
         Ok(ResponseCache {
-            probe: Mutex::new(probe),
+            probe,
             entries: Mutex::new((i64::MIN, HashMap::new())),
         })
     }
 
     /// The current data version (a cheap call: no I/O unless the WAL index changed).
     pub fn version(&self) -> Result<i64, DbError> {
-        let conn = self.probe.lock().unwrap_or_else(|p| p.into_inner());
+        let probe = match &self.probe {
+            Probe::Sqlite(probe) => probe,
+            Probe::Postgres(pg) => return Ok(pg.version()),
+        };
+        let conn = probe.lock().unwrap_or_else(|p| p.into_inner());
         // Prepared once: on every cached request, preparing cost more than the pragma.
         let version = conn
             .prepare_cached("PRAGMA data_version")?
@@ -120,10 +142,10 @@ mod tests {
     #[test]
     fn a_commit_on_any_connection_invalidates() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let db = crate::Db::open(&dir.path().join("t.db")).unwrap();
         db.write(|c| c.execute_batch("CREATE TABLE t (x)").map_err(DbError::from))
             .unwrap();
-        let cache = ResponseCache::new(&db).unwrap();
+        let cache = ResponseCache::new(&Database::Sqlite(db)).unwrap();
         let (hit, v) = cache.get("q").unwrap();
         assert!(hit.is_none());
         cache.put("q".into(), v, Bytes::from_static(b"old"));

@@ -7,11 +7,18 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::database::DatabaseUrl;
+
 /// Resolved settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Database, inboxes, spool and reports live here.
     pub data_dir: PathBuf,
+    /// The database: the SQLite file in the data directory, another SQLite file, or a
+    /// PostgreSQL server (`postgres://…`) shared by several instances.
+    pub database: DatabaseUrl,
+    /// On PostgreSQL, a streaming replica that answers the read routes.
+    pub database_replica: Option<String>,
     /// Listen address of `serve`.
     pub addr: SocketAddr,
     /// Bearer token required on mutating routes; without one the server binds to loopback only.
@@ -47,6 +54,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: PathBuf::from("./sluice-data"),
+            database: DatabaseUrl::DataDir,
+            database_replica: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
             allowed_hosts: Vec::new(),
@@ -72,8 +81,12 @@ impl Settings {
             ..Settings::default()
         }
     }
+    /// The SQLite file (also named when the database is PostgreSQL: where it would be).
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("sluice.db")
+        match &self.database {
+            DatabaseUrl::Sqlite(path) => path.clone(),
+            _ => self.data_dir.join("sluice.db"),
+        }
     }
     pub fn inbox_dir(&self, domain: &str) -> PathBuf {
         self.data_dir.join("inbox").join(domain)
@@ -116,6 +129,8 @@ fn listen_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAd
 #[derive(Debug, Default, Deserialize)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub database_replica: Option<String>,
     #[serde(default, deserialize_with = "listen_addr")]
     pub addr: Option<SocketAddr>,
     pub token: Option<String>,

@@ -16,6 +16,12 @@ pub enum DbError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database pool error: {0}")]
     Pool(#[from] r2d2::Error),
+    #[error("PostgreSQL: {}", pg_message(.0))]
+    Pg(#[from] postgres::Error),
+    #[error("database URL {0}")]
+    Url(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("migration of {owner} failed: {message}")]
     Migration { owner: String, message: String },
     #[error("io error: {0}")]
@@ -24,14 +30,43 @@ pub enum DbError {
     Task(String),
 }
 
+/// A PostgreSQL error with the server's message and detail, not just "db error".
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => match d.detail() {
+            Some(detail) => format!("{} ({detail})", d.message()),
+            None => d.message().to_owned(),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// The SQLSTATE of `e` or of an error in its `source()` chain, if a PostgreSQL server sent one.
+fn pg_state(e: &(dyn std::error::Error + 'static)) -> Option<postgres::error::SqlState> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(p) = c.downcast_ref::<postgres::Error>() {
+            if let Some(code) = p.code() {
+                return Some(code.clone());
+            }
+        }
+        cur = c.source();
+    }
+    None
+}
+
 /// What every answer and every failed job says when the disk, or the database's cap
 /// (`max_db_bytes`), is full: one wording whichever domain and layer noticed it (SQLite says
 /// "database or disk is full", a file write "No space left on device").
 pub const STORAGE_FULL: &str = "the disk is full (or the database reached max_db_bytes): nothing of this input was kept; free space and retry";
 
 /// Whether `e`, or any error in its `source()` chain, says that the database or its folder
-/// cannot be written: SQLite's `SQLITE_READONLY`, a read-only file system, no permission.
+/// cannot be written: SQLite's `SQLITE_READONLY`, a read-only file system, no permission,
+/// a PostgreSQL hot standby or read-only transaction.
 pub fn is_read_only(e: &(dyn std::error::Error + 'static)) -> bool {
+    if pg_state(e) == Some(postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+        return true;
+    }
     let mut cause = Some(e);
     while let Some(c) = cause {
         if let Some(rusqlite::Error::SqliteFailure(f, _)) = c.downcast_ref::<rusqlite::Error>() {
@@ -53,8 +88,12 @@ pub fn is_read_only(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Whether `e`, or any error in its `source()` chain, says that the disk or the database's
-/// cap is full: SQLite's `SQLITE_FULL`, or an I/O error of kind `StorageFull` (ENOSPC).
+/// cap is full: SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full`, or an I/O error of kind
+/// `StorageFull` (ENOSPC).
 pub fn is_storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    if pg_state(e) == Some(postgres::error::SqlState::DISK_FULL) {
+        return true;
+    }
     let mut cur = Some(e);
     while let Some(e) = cur {
         if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {

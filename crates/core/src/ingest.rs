@@ -591,11 +591,10 @@ async fn files(
     }
     .limit(100, 1000)?;
     let domain = s.ingest.domain();
-    let entries = s
-        .ctx
-        .db
-        .read_async(move |c| crate::ledger::list(c, domain, limit))
-        .await?;
+    let db = s.ctx.db.clone();
+    let entries = tokio::task::spawn_blocking(move || crate::ledger::entries(&db, domain, limit))
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))??;
     Ok(Json(entries))
 }
 

@@ -1,6 +1,8 @@
 //! Jobs: every ingestion, harvest and report. A job is persisted in `core_jobs` on each
 //! state change and published on the in-process bus on every state or progress change;
-//! SSE, WebSocket and webhooks all read from that bus.
+//! SSE, WebSocket and webhooks all read from that bus. On PostgreSQL every event is also
+//! sent with `NOTIFY`, and each instance republishes other instances' events on its own bus,
+//! so a client of any instance follows every job, pushed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +17,10 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::{is_storage_full, Db, DbError, Migration, STORAGE_FULL};
+use crate::database::Database;
+use crate::db::{is_storage_full, DbError, Migration, STORAGE_FULL};
+
+mod postgres;
 use crate::webhook::{Delivery, WebhookSender};
 
 pub(crate) fn migrations() -> Vec<Migration> {
@@ -30,6 +35,32 @@ pub(crate) fn migrations() -> Vec<Migration> {
         },
     ]
 }
+
+/// The same schema on PostgreSQL (one migration: it starts where SQLite's ended).
+pub(crate) fn postgres_migrations() -> Vec<Migration> {
+    vec![Migration {
+        name: "V1__jobs_and_ledger",
+        sql: include_str!("../migrations/postgres/V1__jobs_and_ledger.sql"),
+    }]
+}
+
+use crate::pg::JOBS as JOBS_CHANNEL;
+
+/// A job event as sent to other instances: whole when it fits in a notification, else its
+/// job's id, to be read back from the database.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    owner: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job: Option<Job>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<JobId>,
+}
+
+/// PostgreSQL's limit on a payload is 8000 bytes.
+const MAX_PAYLOAD: usize = 7900;
 
 /// A job id (UUID v4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -281,6 +312,9 @@ pub struct JobFilter {
     pub before: Option<JobId>,
 }
 
+/// The error of a job whose owner stopped before it ended.
+const INTERRUPTED: &str = "interrupted: the process running this job stopped before it finished";
+
 /// Progress is published at most this often; state changes always are.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -291,7 +325,7 @@ pub struct Jobs {
 }
 
 struct JobsInner {
-    db: Db,
+    db: Database,
     live: Mutex<HashMap<JobId, Job>>,
     bus: broadcast::Sender<JobEvent>,
     /// One per registry, so every webhook shares one HTTP client and one bounded queue.
@@ -299,41 +333,100 @@ struct JobsInner {
 }
 
 impl Jobs {
-    pub fn new(db: Db, webhook_secret: Option<String>) -> Jobs {
+    pub fn new(db: Database, webhook_secret: Option<String>) -> Jobs {
         let (bus, _) = broadcast::channel(4096);
-        Jobs {
+        let jobs = Jobs {
             inner: Arc::new(JobsInner {
                 db,
                 live: Mutex::new(HashMap::new()),
                 bus,
                 webhooks: WebhookSender::new(webhook_secret),
             }),
+        };
+        if let Database::Postgres(pg) = &jobs.inner.db {
+            let weak = Arc::downgrade(&jobs.inner);
+            let me = pg.owner().id().as_str().to_owned();
+            pg.on_notify(JOBS_CHANNEL, move |payload| {
+                let Some(inner) = weak.upgrade() else { return };
+                let jobs = Jobs { inner };
+                let Ok(wire) = serde_json::from_str::<Wire>(payload) else {
+                    tracing::warn!("an unreadable job event from another instance");
+                    return;
+                };
+                if wire.owner == me {
+                    return;
+                }
+                let job = match (wire.job, wire.id) {
+                    (Some(job), _) => Some(job),
+                    (None, Some(id)) => jobs.get(id).ok().flatten(),
+                    (None, None) => None,
+                };
+                if let Some(job) = job {
+                    let _ = jobs.inner.bus.send(JobEvent {
+                        kind: wire.kind,
+                        job,
+                    });
+                }
+            });
         }
+        jobs
     }
 
-    /// Marks jobs left `queued` or `running` by an owner that no longer runs as failed.
-    /// Returns how many were marked.
+    /// Marks jobs left `queued` or `running` by an owner that no longer runs as failed, and
+    /// publishes their new state. Returns how many were marked. On PostgreSQL every instance
+    /// does this periodically ([`Jobs::sweep_every`]), so a dead instance's jobs fail soon
+    /// after its lease expires.
     pub fn recover_interrupted(&self) -> Result<usize, DbError> {
-        let db = &self.inner.db;
+        let marked = match &self.inner.db {
+            Database::Sqlite(_) => self.recover_sqlite()?,
+            Database::Postgres(pg) => postgres::recover(pg)?,
+        };
+        for id in &marked {
+            if let Some(job) = self.get(*id)? {
+                self.publish("job.failed", job);
+            }
+        }
+        Ok(marked.len())
+    }
+
+    /// Runs [`Jobs::recover_interrupted`] every `period` on a thread of its own, for as long
+    /// as the registry lives.
+    pub fn sweep_every(&self, period: Duration) {
+        let weak = Arc::downgrade(&self.inner);
+        std::thread::Builder::new()
+            .name("sluice-sweep".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = (Jobs { inner }).recover_interrupted() {
+                    tracing::warn!("marking interrupted jobs failed: {e}");
+                }
+            })
+            .expect("spawn the sweeper");
+    }
+
+    fn recover_sqlite(&self) -> Result<Vec<JobId>, DbError> {
+        let db = self.inner.db.sqlite()?;
         db.write(|c| {
             let mut stmt =
                 c.prepare("SELECT id, owner FROM core_jobs WHERE state IN ('queued','running')")?;
             let rows: Vec<(String, String)> = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            let mut n = 0;
+            let mut marked = Vec::new();
             for (id, owner) in rows {
                 if db.owner().is_alive(&owner) {
                     continue;
                 }
-                n += c.execute(
-                    "UPDATE core_jobs SET state='failed', finished_at=?2,
-                     error='interrupted: the process running this job stopped before it finished'
-                     WHERE id=?1",
-                    params![id, Utc::now().to_rfc3339()],
+                let n = c.execute(
+                    "UPDATE core_jobs SET state='failed', finished_at=?2, error=?3 WHERE id=?1",
+                    params![id, Utc::now().to_rfc3339(), INTERRUPTED],
                 )?;
+                if let (1, Ok(id)) = (n, id.parse()) {
+                    marked.push(id);
+                }
             }
-            Ok(n)
+            Ok(marked)
         })
     }
 
@@ -371,12 +464,18 @@ impl Jobs {
         if let Some(job) = self.lock_live().get(&id) {
             return Ok(Some(job.clone()));
         }
-        self.inner.db.read(|c| load(c, id))
+        match &self.inner.db {
+            Database::Sqlite(db) => db.read(|c| load(c, id)),
+            Database::Postgres(pg) => pg.read_primary(|tx| postgres::load(tx, id)),
+        }
     }
 
     /// Jobs newest first.
     pub fn list(&self, filter: &JobFilter) -> Result<Vec<Job>, DbError> {
-        let mut jobs = self.inner.db.read(|c| list(c, filter))?;
+        let mut jobs = match &self.inner.db {
+            Database::Sqlite(db) => db.read(|c| list(c, filter))?,
+            Database::Postgres(pg) => pg.read_primary(|tx| postgres::list(tx, filter))?,
+        };
         let live = self.lock_live();
         for job in &mut jobs {
             if let Some(l) = live.get(&job.id) {
@@ -393,7 +492,13 @@ impl Jobs {
         if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Ok(Vec::new());
         }
-        self.inner.db.read(|c| {
+        let db = match &self.inner.db {
+            Database::Sqlite(db) => db,
+            Database::Postgres(pg) => {
+                return pg.read_primary(|tx| postgres::with_prefix(tx, &prefix, limit))
+            }
+        };
+        db.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT id FROM core_jobs WHERE substr(id, 1, length(?1)) = ?1
                  ORDER BY rowid DESC LIMIT ?2",
@@ -409,7 +514,11 @@ impl Jobs {
     /// Deletes finished jobs (succeeded, failed, cancelled) that ended before `before`;
     /// returns how many. Jobs still queued or running are never pruned.
     pub fn prune_finished(&self, before: DateTime<Utc>) -> Result<usize, DbError> {
-        self.inner.db.write(|c| {
+        let db = match &self.inner.db {
+            Database::Sqlite(db) => db,
+            Database::Postgres(pg) => return pg.write(|tx| postgres::prune(tx, before)),
+        };
+        db.write(|c| {
             Ok(c.execute(
                 "DELETE FROM core_jobs WHERE state IN ('succeeded','failed','cancelled')
                  AND finished_at < ?1",
@@ -428,6 +537,29 @@ impl Jobs {
     }
 
     fn publish(&self, kind: &str, job: Job) {
+        if let Database::Postgres(pg) = &self.inner.db {
+            let owner = pg.owner().id().as_str().to_owned();
+            let id = job.id;
+            let whole = Wire {
+                owner: owner.clone(),
+                kind: kind.to_owned(),
+                job: Some(job.clone()),
+                id: None,
+            };
+            let mut payload = serde_json::to_string(&whole).expect("a job serializes");
+            if payload.len() > MAX_PAYLOAD {
+                let short = Wire {
+                    owner,
+                    kind: kind.to_owned(),
+                    job: None,
+                    id: Some(id),
+                };
+                payload = serde_json::to_string(&short).expect("an id serializes");
+            }
+            if let Err(e) = pg.notify(JOBS_CHANNEL, &payload) {
+                tracing::warn!(job = %id, "sending a job event to other instances failed: {e}");
+            }
+        }
         // No receiver is not an error: nobody is listening right now.
         let _ = self.inner.bus.send(JobEvent {
             kind: kind.to_owned(),
@@ -436,8 +568,13 @@ impl Jobs {
     }
 
     fn persist(&self, job: &Job) -> Result<(), DbError> {
+        let owner = self.inner.db.owner().id().as_str().to_owned();
+        let db = match &self.inner.db {
+            Database::Sqlite(db) => db,
+            Database::Postgres(pg) => return pg.write(|tx| postgres::persist(tx, job, &owner)),
+        };
         let summary = serde_json::to_string(&job.summary).expect("summary serializes");
-        self.inner.db.write(|c| {
+        db.write(|c| {
             c.execute(
                 "INSERT INTO core_jobs (id, domain, kind, state, progress_done, progress_total,
                    progress_unit, created_at, started_at, finished_at, summary, error,
@@ -461,7 +598,7 @@ impl Jobs {
                     summary,
                     job.error,
                     job.callback_url,
-                    self.inner.db.owner().id().as_str(),
+                    owner,
                 ],
             )?;
             Ok(())
@@ -762,9 +899,9 @@ mod tests {
 
     fn jobs() -> (tempfile::TempDir, Jobs) {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let db = crate::Db::open(&dir.path().join("t.db")).unwrap();
         db.migrate("core", &migrations()).unwrap();
-        (dir, Jobs::new(db, None))
+        (dir, Jobs::new(Database::Sqlite(db), None))
     }
 
     #[test]
@@ -866,23 +1003,24 @@ mod tests {
         h.start().unwrap();
         // A second handle on the same database, as a second process (or a second container,
         // both pid 1) has: the first owner runs, so its job is left alone.
-        let other = Jobs::new(Db::open(&dir.path().join("t.db")).unwrap(), None);
+        let other = Jobs::new(
+            Database::Sqlite(crate::Db::open(&dir.path().join("t.db")).unwrap()),
+            None,
+        );
         assert_eq!(other.recover_interrupted().unwrap(), 0);
         assert_eq!(other.get(id).unwrap().unwrap().state, JobState::Running);
         // What SIGKILL leaves: the job running, its owner's lock file there but not held.
         std::mem::forget(h);
         let dead = "0123456789abcdef0123456789abcdef";
         std::fs::write(dir.path().join(format!("owners/{dead}.lock")), b"").unwrap();
-        other
-            .inner
-            .db
-            .write(|c| {
-                c.execute("UPDATE core_jobs SET owner = ?1", [dead])
-                    .map_err(DbError::from)
-            })
-            .unwrap();
+        let db = other.inner.db.sqlite().unwrap();
+        db.write(|c| {
+            c.execute("UPDATE core_jobs SET owner = ?1", [dead])
+                .map_err(DbError::from)
+        })
+        .unwrap();
         assert_eq!(other.recover_interrupted().unwrap(), 1);
-        let job = other.inner.db.read(|c| load(c, id)).unwrap().unwrap();
+        let job = db.read(|c| load(c, id)).unwrap().unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert!(job.error.unwrap().contains("interrupted"));
     }

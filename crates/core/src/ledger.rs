@@ -9,6 +9,7 @@ use std::path::Path;
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::database::Database;
 use crate::db::DbError;
 use crate::jobs::{FileStatus, JobId};
 
@@ -157,6 +158,16 @@ pub fn find_same_content(
             |r| r.get(0),
         )
         .optional()?)
+}
+
+pub mod postgres;
+
+/// The inputs of a domain, newest first, on either backend.
+pub fn entries(db: &Database, domain: &str, limit: u32) -> Result<Vec<LedgerEntry>, DbError> {
+    match db {
+        Database::Sqlite(db) => db.read(|c| list(c, domain, limit)),
+        Database::Postgres(pg) => pg.read(|tx| postgres::list(tx, domain, limit)),
+    }
 }
 
 /// One ledger entry, for listings.

@@ -1,7 +1,9 @@
 //! The shared platform of sluice. It knows no domain: domains plug in through [`Domain`].
 //!
 //! # Layout
+//! - [`database`]: which database (the setting `database`): SQLite or PostgreSQL.
 //! - [`db`]: the SQLite handle (WAL, one writer, pooled readers) and per-owner migrations.
+//! - [`pg`]: the PostgreSQL handle (pools, replica reads, owner leases, `LISTEN`/`NOTIFY`).
 //! - [`jobs`]: persisted jobs, their progress and summaries, and the in-process event bus
 //!   every push channel (SSE, WebSocket, webhooks) reads from.
 //! - [`ledger`]: the ingestion ledger that makes every file ingestion atomic and idempotent.
@@ -20,6 +22,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod database;
 pub mod db;
 pub mod http;
 pub mod inbox;
@@ -27,38 +30,72 @@ pub mod ingest;
 pub mod jobs;
 pub mod ledger;
 pub mod owner;
+pub mod pg;
 pub mod time;
 pub mod webhook;
 
 use std::sync::Arc;
 
 pub use config::Settings;
+pub use database::{Backend, Database, DatabaseUrl};
 pub use db::{Db, DbError, Migration};
 pub use http::ApiError;
 pub use ingest::{FileIngest, IngestError};
 pub use jobs::{Job, JobHandle, JobId, JobState, Jobs, Summary};
+pub use pg::PgDb;
 
 /// What every request handler and background task of a domain gets: the database, the jobs
 /// and the settings.
 #[derive(Clone)]
 pub struct Ctx {
-    pub db: Db,
+    pub db: Database,
     pub jobs: Jobs,
     pub settings: Arc<Settings>,
 }
 
 impl Ctx {
-    /// Opens the database under the data directory and applies the core migrations.
+    /// Opens the database the settings name (SQLite under the data directory by default)
+    /// and applies the core migrations.
     pub fn open(settings: Settings) -> Result<Ctx, DbError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(DbError::Io)?;
-        let db = Db::open_capped(&settings.db_path(), settings.max_db_bytes)?;
-        db.migrate("core", &jobs::migrations())?;
+        let db = match &settings.database {
+            DatabaseUrl::Postgres(url) => {
+                Database::Postgres(PgDb::connect(url, settings.database_replica.as_deref())?)
+            }
+            DatabaseUrl::DataDir | DatabaseUrl::Sqlite(_) => {
+                if settings.database_replica.is_some() {
+                    return Err(DbError::Unsupported(
+                        "database_replica needs a PostgreSQL database".into(),
+                    ));
+                }
+                Database::Sqlite(Db::open_capped(&settings.db_path(), settings.max_db_bytes)?)
+            }
+        };
+        db.migrate(
+            "core",
+            &jobs::migrations(),
+            Some(&jobs::postgres_migrations()),
+        )?;
         let jobs = Jobs::new(db.clone(), settings.webhook_secret.clone());
         Ok(Ctx {
             db,
             jobs,
             settings: Arc::new(settings),
         })
+    }
+
+    /// The SQLite handle, for a domain without a PostgreSQL store: the server mounts such a
+    /// domain only on SQLite (see [`Domain::postgres_migrations`]).
+    ///
+    /// # Panics
+    /// On PostgreSQL: a composition error, not an input error.
+    pub fn sqlite(&self) -> &Db {
+        match &self.db {
+            Database::Sqlite(db) => db,
+            Database::Postgres(_) => {
+                panic!("a domain without a PostgreSQL store was mounted on PostgreSQL")
+            }
+        }
     }
 }
 
@@ -68,6 +105,11 @@ pub trait Domain: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The domain's migrations, tracked in their own history table.
     fn migrations(&self) -> Vec<Migration>;
+    /// Its migrations on PostgreSQL; `None` while the domain has no PostgreSQL store, and
+    /// then it is not mounted there.
+    fn postgres_migrations(&self) -> Option<Vec<Migration>> {
+        None
+    }
     /// Compat and native routes of the domain, with absolute paths.
     fn router(&self, ctx: Ctx) -> axum::Router;
     /// The OpenAPI description of the domain's routes.

@@ -4,6 +4,9 @@
 //! "is that owner alive" is "is its lock held", which the OS answers for any process on the
 //! machine — unlike a process id, which another process (or a container's pid 1) reuses.
 //! The lock is released however the process ends, SIGKILL included.
+//!
+//! On PostgreSQL, where instances on several machines share the work, an owner is a *lease*
+//! in the database instead (`core::pg`): renewed while the handle lives, dead once expired.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -15,6 +18,11 @@ use uuid::Uuid;
 pub struct OwnerId(String);
 
 impl OwnerId {
+    /// A new random id.
+    pub fn fresh() -> OwnerId {
+        OwnerId(Uuid::new_v4().simple().to_string())
+    }
+
     /// The id as stored; a stored value that is not a valid id (a row written before owners
     /// existed) names no live owner.
     pub fn parse(s: &str) -> Option<OwnerId> {
@@ -33,20 +41,33 @@ impl std::fmt::Display for OwnerId {
     }
 }
 
-/// This handle's ownership: the id and the held lock. Dropping it releases the lock and
-/// removes the file.
-#[derive(Debug)]
+/// This handle's ownership: the id and what proves it alive (a held lock file, or a lease
+/// in the database). Dropping it releases the lock and removes the file.
 pub struct Owner {
     id: OwnerId,
-    dir: PathBuf,
-    lock: Option<File>,
+    kind: Kind,
+}
+
+enum Kind {
+    File {
+        dir: PathBuf,
+        lock: Option<File>,
+    },
+    /// Asks the database whether another id's lease is current.
+    Lease(Box<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl std::fmt::Debug for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owner").field("id", &self.id).finish()
+    }
 }
 
 impl Owner {
     /// Takes a fresh id and locks its file in `dir` (created if needed).
     pub fn acquire(dir: &Path) -> std::io::Result<Owner> {
         std::fs::create_dir_all(dir)?;
-        let id = OwnerId(Uuid::new_v4().simple().to_string());
+        let id = OwnerId::fresh();
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -57,9 +78,19 @@ impl Owner {
         })?;
         Ok(Owner {
             id,
-            dir: dir.to_owned(),
-            lock: Some(file),
+            kind: Kind::File {
+                dir: dir.to_owned(),
+                lock: Some(file),
+            },
         })
+    }
+
+    /// An owner whose liveness is a lease: `alive(id)` says whether another id's is current.
+    pub fn leased(id: OwnerId, alive: impl Fn(&str) -> bool + Send + Sync + 'static) -> Owner {
+        Owner {
+            id,
+            kind: Kind::Lease(Box::new(alive)),
+        }
     }
 
     pub fn id(&self) -> &OwnerId {
@@ -75,7 +106,11 @@ impl Owner {
         if other == self.id {
             return true;
         }
-        let path = lock_path(&self.dir, &other);
+        let dir = match &self.kind {
+            Kind::File { dir, .. } => dir,
+            Kind::Lease(alive) => return alive(other.as_str()),
+        };
+        let path = lock_path(dir, &other);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
@@ -101,9 +136,11 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        // Removed while still locked, so a checker sees the file gone or the lock free.
-        let _ = std::fs::remove_file(lock_path(&self.dir, &self.id));
-        drop(self.lock.take());
+        if let Kind::File { dir, lock } = &mut self.kind {
+            // Removed while still locked, so a checker sees the file gone or the lock free.
+            let _ = std::fs::remove_file(lock_path(dir, &self.id));
+            drop(lock.take());
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! changed, the index reads `network_kpi_generation`, which every KPI recomputation bumps in
 //! its own transaction, and a new generation drops everything held. Files' partial state and
 //! job updates change the data version but not the generation, so a running ingestion
-//! empties the index only when it recomputes KPIs.
+//! empties the index only when it recomputes KPIs. On PostgreSQL every lookup reads the
+//! generation itself (one small statement, on the replica when reads go there): commits of
+//! other instances, and a replica's replay, are then seen as soon as they are visible.
 //!
 //! Memory is bounded: the index holds whole UTC days ("blocks"), each loaded on first use
 //! together with the generation it belongs to (one read transaction), with ranks up to
@@ -19,9 +21,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
-use sluice_core::{Db, DbError};
+use sluice_core::{Database, DbError};
 
-use crate::store::{self, Granularity, Kpi, KpiQuery, KpiRow, StoreError};
+use crate::store::{self, Granularity, Kpi, KpiQuery, KpiRow, Reads, StoreError};
 
 /// Ranks per interval and KPI held in memory.
 pub const RANKS: u32 = 3;
@@ -55,7 +57,7 @@ struct State {
 }
 
 pub struct KpiIndex {
-    db: Db,
+    db: Database,
     state: Mutex<State>,
 }
 
@@ -71,7 +73,7 @@ fn slot(g: Granularity) -> usize {
 }
 
 impl KpiIndex {
-    pub fn new(db: Db) -> KpiIndex {
+    pub fn new(db: Database) -> KpiIndex {
         KpiIndex {
             db,
             state: Mutex::new(State {
@@ -94,7 +96,7 @@ impl KpiIndex {
             }
         }
         let q = q.clone();
-        self.db.read_async(move |c| store::kpi_rows(c, &q)).await
+        store::read_async(&self.db, move |c| store::kpi_rows(c, &q)).await
     }
 
     /// Brings the index up to date and lists the blocks `q` needs; `None` if too many.
@@ -144,15 +146,13 @@ impl KpiIndex {
         if missing.is_empty() {
             return Ok(true);
         }
-        let (generation, loaded) = self
-            .db
-            // One read transaction (`Db::read`): the generation and the blocks agree.
-            .read_async(move |c| {
-                let generation = store::kpi_generation(c)?;
-                let loaded = load(c, &missing)?;
-                Ok::<_, StoreError>((generation, loaded))
-            })
-            .await?;
+        // One read transaction: the generation and the blocks agree.
+        let (generation, loaded) = store::read_async(&self.db, move |c| {
+            let generation = c.kpi_generation()?;
+            let loaded = load(c, &missing)?;
+            Ok::<_, StoreError>((generation, loaded))
+        })
+        .await?;
         if generation != plan.generation {
             return Ok(false);
         }
@@ -173,7 +173,28 @@ impl KpiIndex {
 }
 
 /// Drops what the index holds if the KPIs changed since it was filled.
-fn refresh(db: &Db, st: &mut State) -> Result<(), StoreError> {
+fn refresh(db: &Database, st: &mut State) -> Result<(), StoreError> {
+    let db = match db {
+        Database::Sqlite(db) => db,
+        Database::Postgres(_) => {
+            let (generation, extent) = store::read(db, |c| {
+                Ok((
+                    c.kpi_generation()?,
+                    [
+                        c.interval_extent(Granularity::FiveMinutes)?,
+                        c.interval_extent(Granularity::Hour)?,
+                    ],
+                ))
+            })?;
+            if st.version.is_none() || generation != st.generation {
+                st.extent = extent;
+                st.blocks.clear();
+                st.generation = generation;
+                st.version = Some(0);
+            }
+            return Ok(());
+        }
+    };
     if st.probe.is_none() {
         st.probe = Some(
             Connection::open_with_flags(
@@ -192,11 +213,12 @@ fn refresh(db: &Db, st: &mut State) -> Result<(), StoreError> {
     }
     // Read after the version: what is read is at least as new as the version recorded.
     let tx = probe.unchecked_transaction()?;
-    let generation = store::kpi_generation(&tx)?;
+    let mut c: &Connection = &tx;
+    let generation = c.kpi_generation()?;
     if st.version.is_none() || generation != st.generation {
         st.extent = [
-            store::interval_extent(&tx, Granularity::FiveMinutes)?,
-            store::interval_extent(&tx, Granularity::Hour)?,
+            c.interval_extent(Granularity::FiveMinutes)?,
+            c.interval_extent(Granularity::Hour)?,
         ];
         st.blocks.clear();
         st.generation = generation;
@@ -207,7 +229,7 @@ fn refresh(db: &Db, st: &mut State) -> Result<(), StoreError> {
 }
 
 /// The blocks of `days` (ascending), one range read per run of consecutive days.
-fn load(conn: &Connection, days: &[i64]) -> Result<Vec<(i64, Block)>, StoreError> {
+fn load(conn: &mut dyn Reads, days: &[i64]) -> Result<Vec<(i64, Block)>, StoreError> {
     let mut out: Vec<(i64, Block)> = Vec::with_capacity(days.len());
     for run in days.chunk_by(|a, b| b - a == 1) {
         let (first, last) = (run[0], run[run.len() - 1]);
@@ -215,7 +237,7 @@ fn load(conn: &Connection, days: &[i64]) -> Result<Vec<(i64, Block)>, StoreError
         out.extend(run.iter().map(|&d| (d, Block::default())));
         let range = (first * DAY_MS, (last + 1).saturating_mul(DAY_MS));
         for g in [Granularity::FiveMinutes, Granularity::Hour] {
-            for (start, rows, coverage) in store::intervals_in(conn, g, range.0, range.1)? {
+            for (start, rows, coverage) in conn.intervals_in(g, range.0, range.1)? {
                 let day = start.div_euclid(DAY_MS);
                 out[at + (day - first) as usize].1 .0[slot(g)].push(Interval {
                     start,
@@ -227,7 +249,7 @@ fn load(conn: &Connection, days: &[i64]) -> Result<Vec<(i64, Block)>, StoreError
             }
             for kpi in [Kpi::TopServices, Kpi::TopCells] {
                 let k = kpi as usize - 1;
-                store::ranks_in(conn, kpi, g, range, RANKS, |start, rank, item, value| {
+                conn.ranks_in(kpi, g, range, RANKS, &mut |start, rank, item, value| {
                     let day = start.div_euclid(DAY_MS);
                     let intervals = &mut out[at + (day - first) as usize].1 .0[slot(g)];
                     // Ranks without their interval cannot be answered by the join either.

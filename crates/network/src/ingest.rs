@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use sluice_core::jobs::{FileResult, FileStatus};
+use sluice_core::jobs::{FileResult, FileStatus, JobId};
 use sluice_core::ledger::{self, Counts, InputMeta, Outcome};
-use sluice_core::{Ctx, FileIngest, IngestError, JobHandle, Summary};
+use sluice_core::{Ctx, Database, FileIngest, IngestError, JobHandle, Summary};
 
 use crate::engine::{fold_file, FileError, FileState};
 use crate::parse::FlowFileName;
 use crate::settings::{NetworkSettings, PeriodFrom};
-use crate::store;
+use crate::{postgres, store};
 
 pub const DOMAIN: &str = "network";
 
@@ -189,6 +189,34 @@ fn fold(
     }
 }
 
+/// Stores one folded file's state with its ledger entry in one transaction, without
+/// recomputing the KPIs of its intervals (they stay dirty), on either backend.
+pub fn store_file(
+    db: &Database,
+    meta: &InputMeta,
+    job: Option<JobId>,
+    state: &mut FileState,
+) -> Result<Outcome, IngestError> {
+    let counts = Counts {
+        accepted: state.accepted,
+        rejected: state.rejected,
+    };
+    Ok(match db {
+        Database::Sqlite(db) => db.write(|conn| {
+            ledger::ingest_atomically(conn, DOMAIN, meta, job, |tx, id, replaced| {
+                store::write_file(tx, id, replaced, state)?;
+                Ok::<_, IngestError>(counts)
+            })
+        })?,
+        Database::Postgres(pg) => pg.write(|tx| {
+            ledger::postgres::ingest_atomically(tx, DOMAIN, meta, job, |tx, id, old| {
+                postgres::write_file(tx, id, old, state)?;
+                Ok::<_, IngestError>(counts)
+            })
+        })?,
+    })
+}
+
 /// Writes one folded file; returns its result line.
 fn commit(
     ctx: &Ctx,
@@ -197,15 +225,7 @@ fn commit(
     state: &mut FileState,
     period_from: PeriodFrom,
 ) -> Result<FileResult, IngestError> {
-    let outcome = ctx.db.write(|conn| {
-        ledger::ingest_atomically(conn, DOMAIN, meta, Some(job.id()), |tx, id, replaced| {
-            store::write_file(tx, id, replaced, state)?;
-            Ok::<_, IngestError>(Counts {
-                accepted: state.accepted,
-                rejected: state.rejected,
-            })
-        })
-    })?;
+    let outcome = store_file(&ctx.db, meta, Some(job.id()), state)?;
     Ok(match outcome {
         Outcome::Done { status, .. } => FileResult {
             name: meta.name.clone(),
@@ -248,13 +268,22 @@ pub fn recompute(ctx: &Ctx) -> Result<usize, IngestError> {
 
 /// The same for intervals before `before` (an hour boundary) only.
 fn recompute_before(ctx: &Ctx, before: Option<i64>) -> Result<usize, IngestError> {
-    Ok(ctx.db.write(|c| {
-        if store::has_dirty(c)? {
-            store::recompute_dirty(c, before)
-        } else {
-            Ok(0)
+    Ok(match &ctx.db {
+        Database::Sqlite(db) => db.write(|c| {
+            if store::has_dirty(c)? {
+                store::recompute_dirty(c, before)
+            } else {
+                Ok(0)
+            }
+        })?,
+        Database::Postgres(pg) => {
+            if postgres::has_dirty(pg)? {
+                postgres::recompute_dirty(pg, before)?
+            } else {
+                0
+            }
         }
-    })?)
+    })
 }
 
 impl FileIngest for NetworkIngest {

@@ -30,6 +30,7 @@ pub mod generate;
 pub mod index;
 pub mod ingest;
 pub mod parse;
+pub mod postgres;
 pub mod settings;
 pub mod store;
 pub mod time;
@@ -48,6 +49,10 @@ impl Domain for NetworkDomain {
 
     fn migrations(&self) -> Vec<Migration> {
         store::migrations()
+    }
+
+    fn postgres_migrations(&self) -> Option<Vec<Migration>> {
+        Some(postgres::migrations())
     }
 
     fn router(&self, ctx: Ctx) -> axum::Router {

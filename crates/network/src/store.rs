@@ -1,13 +1,67 @@
-//! All SQL of the network domain.
+//! The network domain's storage: its SQLite SQL here, its PostgreSQL SQL in
+//! [`crate::postgres`], the same tables and answers on both. What is not SQL — merging the
+//! stored per-file state of an interval and ranking it ([`Merger`], [`ranked`]), paging — is
+//! shared, and the reads behind the routes are one trait ([`Reads`]) with an implementation
+//! per backend.
 
 use std::collections::BTreeSet;
 
 use rusqlite::{params, Connection, Transaction};
 use sluice_core::ledger::FileId;
-use sluice_core::{DbError, Migration};
+use sluice_core::{Database, DbError, Migration};
 
 use crate::engine::{codec, top_k, FileState, Map};
 use crate::parse::{HOUR_MS, PERIOD_MS};
+
+/// The reads behind the KPI routes and the index, on either backend.
+pub trait Reads {
+    /// The ranks of the first [`KpiQuery::take`] intervals of `g` in the query's range.
+    fn kpi_rows_of(&mut self, q: &KpiQuery, g: Granularity) -> Result<Vec<KpiRow>, StoreError>;
+    /// The KPI generation: every recomputation of KPIs adds one in its transaction.
+    fn kpi_generation(&mut self) -> Result<i64, StoreError>;
+    /// The first and last interval start of granularity `g`, if it has intervals.
+    fn interval_extent(&mut self, g: Granularity) -> Result<Option<(i64, i64)>, StoreError>;
+    /// The intervals of granularity `g` starting in `[from, to)`, ordered by start: (start,
+    /// rows, coverage).
+    fn intervals_in(
+        &mut self,
+        g: Granularity,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, u64, u32)>, StoreError>;
+    /// Calls `f(start, rank, item, value)` for the ranks up to `max_rank` of `kpi` in the
+    /// intervals of granularity `g` starting in `[from, to)`, ordered by start and rank.
+    fn ranks_in(
+        &mut self,
+        kpi: Kpi,
+        g: Granularity,
+        range: (i64, i64),
+        max_rank: u32,
+        f: &mut dyn FnMut(i64, u32, i64, i64),
+    ) -> Result<(), StoreError>;
+}
+
+/// Runs `f` in one read transaction (one snapshot) of either backend.
+pub fn read<R: Send>(
+    db: &Database,
+    f: impl FnOnce(&mut dyn Reads) -> Result<R, StoreError> + Send,
+) -> Result<R, StoreError> {
+    match db {
+        Database::Sqlite(db) => db.read(|mut c| f(&mut c)),
+        Database::Postgres(pg) => pg.read(|tx| f(tx)),
+    }
+}
+
+/// [`read`] on the blocking thread pool, for async handlers.
+pub async fn read_async<R: Send + 'static>(
+    db: &Database,
+    f: impl FnOnce(&mut dyn Reads) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || read(&db, f))
+        .await
+        .map_err(|e| StoreError::Db(DbError::Task(e.to_string())))?
+}
 
 pub fn migrations() -> Vec<Migration> {
     vec![
@@ -137,7 +191,7 @@ pub fn recompute_dirty(conn: &mut Connection, before: Option<i64>) -> Result<usi
         let rows = stmt.query_map([before], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
-    let hours: BTreeSet<i64> = periods.iter().map(|p| p - p.rem_euclid(HOUR_MS)).collect();
+    let hours = hours_of(&periods);
     for &p in &periods {
         recompute(&tx, Granularity::FiveMinutes, p)?;
     }
@@ -158,82 +212,136 @@ pub fn recompute_dirty(conn: &mut Connection, before: Option<i64>) -> Result<usi
 
 /// Merged state of the 5-minute intervals of one KPI interval.
 #[derive(Default)]
-struct Merged {
-    rows: u64,
+pub(crate) struct Merged {
+    pub(crate) rows: u64,
     service_bytes: Map<i64, u128>,
     /// Distinct subscribers per cell.
     cell_users: Vec<(i64, u64)>,
     /// 5-minute intervals with rows.
-    coverage: u32,
+    pub(crate) coverage: u32,
 }
 
-/// Merges the stored state of the 5-minute intervals in [start, start + len). A cell's
-/// subscribers are counted from the stored bytes: its stored count where one file has the
-/// cell, else the size of the union of its files' sets, decoded one cell at a time; the
+/// Merges the stored state of the 5-minute intervals of one KPI interval, file by file. A
+/// cell's subscribers are counted from the stored bytes: its stored count where one file has
+/// the cell, else the size of the union of its files' sets, decoded one cell at a time; the
 /// interval's subscribers are never held decoded all together.
+pub(crate) struct Merger {
+    state: Merged,
+    with_rows: BTreeSet<i64>,
+    /// Whether the interval has one file only: then its stored counts are the answer.
+    single: bool,
+    blobs: Vec<(i64, Vec<u8>)>,
+}
+
+impl Merger {
+    /// A merger for an interval whose state comes from `files` stored rows.
+    pub(crate) fn new(files: i64) -> Merger {
+        Merger {
+            state: Merged::default(),
+            with_rows: BTreeSet::new(),
+            single: files == 1,
+            blobs: Vec::new(),
+        }
+    }
+
+    /// Adds one file's stored state of the 5-minute interval `period`.
+    pub(crate) fn add(
+        &mut self,
+        period: i64,
+        rows: i64,
+        services: &[u8],
+        cells: &[u8],
+    ) -> Result<(), StoreError> {
+        let state = &mut self.state;
+        if rows > 0 {
+            self.with_rows.insert(period);
+        }
+        state.rows += rows as u64;
+        codec::decode_services(services, |id, bytes| {
+            *state.service_bytes.entry(id).or_default() += bytes;
+        })
+        .map_err(|_| StoreError::Corrupt(period))?;
+        if self.single {
+            // Read in place: no copy of a large blob.
+            codec::cells(cells, |id, n, _| state.cell_users.push((id, n)))
+                .map_err(|_| StoreError::Corrupt(period))?;
+        } else {
+            self.blobs.push((period, cells.to_vec()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<Merged, StoreError> {
+        let mut state = self.state;
+        state.coverage = self.with_rows.len() as u32;
+        // (cell, count, subscribers, period) of every file, grouped by cell.
+        let mut parts = Vec::new();
+        for (period, blob) in &self.blobs {
+            codec::cells(blob, |id, n, users| parts.push((id, n, users, *period)))
+                .map_err(|_| StoreError::Corrupt(*period))?;
+        }
+        parts.sort_by_key(|p| p.0);
+        let mut scratch = Vec::new();
+        for group in parts.chunk_by(|a, b| a.0 == b.0) {
+            let users = match group {
+                [(_, n, _, _)] => *n,
+                _ => {
+                    scratch.clear();
+                    for &(_, n, mut bytes, period) in group {
+                        for u in codec::users(&mut bytes, n) {
+                            scratch.push(u.map_err(|_| StoreError::Corrupt(period))?);
+                        }
+                    }
+                    scratch.sort_unstable();
+                    scratch.dedup();
+                    scratch.len() as u64
+                }
+            };
+            state.cell_users.push((group[0].0, users));
+        }
+        Ok(state)
+    }
+}
+
+/// The KPI rows of a merged interval starting at `start`: (kpi, rank, item, value).
+pub(crate) fn ranked(state: Merged, start: i64) -> Result<Vec<(Kpi, i64, i64, i64)>, StoreError> {
+    let mut out = Vec::with_capacity(2 * TOP_N);
+    let services = top_k(state.service_bytes.iter().map(|(k, v)| (*k, *v)), TOP_N);
+    for (rank, (id, bytes)) in services.into_iter().enumerate() {
+        out.push((Kpi::TopServices, rank as i64 + 1, id, to_i64(bytes, start)?));
+    }
+    let cells = top_k(state.cell_users, TOP_N);
+    for (rank, (id, users)) in cells.into_iter().enumerate() {
+        out.push((Kpi::TopCells, rank as i64 + 1, id, users as i64));
+    }
+    Ok(out)
+}
+
+/// The 5-minute intervals of `periods` and the hours they fall in.
+pub(crate) fn hours_of(periods: &[i64]) -> BTreeSet<i64> {
+    periods.iter().map(|p| p - p.rem_euclid(HOUR_MS)).collect()
+}
+
+/// Merges the stored state of the 5-minute intervals in [start, start + len).
 fn load_state(tx: &Transaction<'_>, start: i64, len: i64) -> Result<Merged, StoreError> {
-    let mut state = Merged::default();
-    let mut with_rows = BTreeSet::new();
     let files: i64 = tx
         .prepare_cached(
             "SELECT count(*) FROM network_file_interval
              WHERE period_start >= ?1 AND period_start < ?2",
         )?
         .query_row([start, start + len], |r| r.get(0))?;
-    let mut blobs = Vec::new();
+    let mut merger = Merger::new(files);
     let mut stmt = tx.prepare_cached(
         "SELECT period_start, rows, services, cells FROM network_file_interval
          WHERE period_start >= ?1 AND period_start < ?2",
     )?;
     let mut rows = stmt.query([start, start + len])?;
     while let Some(r) = rows.next()? {
-        let period: i64 = r.get(0)?;
-        let n: i64 = r.get(1)?;
-        if n > 0 {
-            with_rows.insert(period);
-        }
-        state.rows += n as u64;
         let services = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-        codec::decode_services(services, |id, bytes| {
-            *state.service_bytes.entry(id).or_default() += bytes;
-        })
-        .map_err(|_| StoreError::Corrupt(period))?;
         let cells = r.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
-        if files == 1 {
-            // Its stored counts are the answer, read in place: no copy of a large blob.
-            codec::cells(cells, |id, n, _| state.cell_users.push((id, n)))
-                .map_err(|_| StoreError::Corrupt(period))?;
-        } else {
-            blobs.push((period, cells.to_vec()));
-        }
+        merger.add(r.get(0)?, r.get(1)?, services, cells)?;
     }
-    state.coverage = with_rows.len() as u32;
-    // (cell, count, subscribers, period) of every file, grouped by cell.
-    let mut parts = Vec::new();
-    for (period, blob) in &blobs {
-        codec::cells(blob, |id, n, users| parts.push((id, n, users, *period)))
-            .map_err(|_| StoreError::Corrupt(*period))?;
-    }
-    parts.sort_by_key(|p| p.0);
-    let mut scratch = Vec::new();
-    for group in parts.chunk_by(|a, b| a.0 == b.0) {
-        let users = match group {
-            [(_, n, _, _)] => *n,
-            _ => {
-                scratch.clear();
-                for &(_, n, mut bytes, period) in group {
-                    for u in codec::users(&mut bytes, n) {
-                        scratch.push(u.map_err(|_| StoreError::Corrupt(period))?);
-                    }
-                }
-                scratch.sort_unstable();
-                scratch.dedup();
-                scratch.len() as u64
-            }
-        };
-        state.cell_users.push((group[0].0, users));
-    }
-    Ok(state)
+    merger.finish()
 }
 
 fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), StoreError> {
@@ -258,27 +366,8 @@ fn recompute(tx: &Transaction<'_>, g: Granularity, start: i64) -> Result<(), Sto
         "INSERT INTO network_kpi (kpi, granularity, interval_start, rank, item_id, value)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
-    let services = top_k(state.service_bytes.iter().map(|(k, v)| (*k, *v)), TOP_N);
-    for (rank, (id, bytes)) in services.into_iter().enumerate() {
-        ins.execute(params![
-            Kpi::TopServices as i64,
-            g as i64,
-            start,
-            rank as i64 + 1,
-            id,
-            to_i64(bytes, start)?
-        ])?;
-    }
-    let cells = top_k(state.cell_users, TOP_N);
-    for (rank, (id, users)) in cells.into_iter().enumerate() {
-        ins.execute(params![
-            Kpi::TopCells as i64,
-            g as i64,
-            start,
-            rank as i64 + 1,
-            id,
-            users as i64
-        ])?;
+    for (kpi, rank, id, value) in ranked(state, start)? {
+        ins.execute(params![kpi as i64, g as i64, start, rank, id, value])?;
     }
     Ok(())
 }
@@ -354,8 +443,9 @@ impl KpiQuery {
     }
 }
 
-pub fn kpi_rows(conn: &Connection, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreError> {
-    page(q, |g| kpi_rows_of(conn, q, g))
+/// The rows of `q`, by SQL.
+pub fn kpi_rows(c: &mut dyn Reads, q: &KpiQuery) -> Result<Vec<KpiRow>, StoreError> {
+    page(q, |g| c.kpi_rows_of(q, g))
 }
 
 /// The answer to `q` from `rows_of(g)`: the ranks of the first [`KpiQuery::take`]
@@ -390,12 +480,13 @@ pub fn page<E>(
     Ok(out)
 }
 
-fn kpi_rows_of(conn: &Connection, q: &KpiQuery, g: Granularity) -> Result<Vec<KpiRow>, StoreError> {
-    // CROSS JOIN fixes the join order: intervals by primary-key range first, then each
-    // interval's ranks by the primary key. Left to itself, the planner of SQLite 3.50 scans
-    // every row of the KPI and builds a temporary index per query (50x slower).
-    let mut stmt = conn.prepare_cached(
-        "SELECT k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
+impl Reads for &Connection {
+    fn kpi_rows_of(&mut self, q: &KpiQuery, g: Granularity) -> Result<Vec<KpiRow>, StoreError> {
+        // CROSS JOIN fixes the join order: intervals by primary-key range first, then each
+        // interval's ranks by the primary key. Left to itself, the planner of SQLite 3.50 scans
+        // every row of the KPI and builds a temporary index per query (50x slower).
+        let mut stmt = self.prepare_cached(
+            "SELECT k.interval_start, k.rank, k.item_id, k.value, iv.coverage, iv.rows
          FROM (SELECT interval_start, rows, coverage FROM network_interval
                WHERE granularity = ?1 AND interval_start >= ?2 AND interval_start <= ?3
                ORDER BY interval_start LIMIT ?4) AS iv
@@ -403,93 +494,85 @@ fn kpi_rows_of(conn: &Connection, q: &KpiQuery, g: Granularity) -> Result<Vec<Kp
          WHERE k.kpi = ?5 AND k.granularity = ?1 AND k.interval_start = iv.interval_start
            AND k.rank <= ?6
          ORDER BY k.interval_start, k.rank",
-    )?;
-    let (first, last) = q.starts(g);
-    let rows = stmt.query_map(
-        params![
-            g as i64,
-            first,
-            last,
-            q.take().map_or(-1, |t| t.min(i64::MAX as u64) as i64),
-            q.kpi as i64,
-            q.max_rank
-        ],
-        |r| {
-            Ok(KpiRow {
-                kpi: q.kpi,
-                granularity: g,
-                interval_start: r.get(0)?,
-                rank: r.get(1)?,
-                item_id: r.get(2)?,
-                value: r.get(3)?,
-                coverage: r.get(4)?,
-                rows: r.get::<_, i64>(5)? as u64,
-            })
-        },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
+        )?;
+        let (first, last) = q.starts(g);
+        let rows = stmt.query_map(
+            params![
+                g as i64,
+                first,
+                last,
+                q.take().map_or(-1, |t| t.min(i64::MAX as u64) as i64),
+                q.kpi as i64,
+                q.max_rank
+            ],
+            |r| {
+                Ok(KpiRow {
+                    kpi: q.kpi,
+                    granularity: g,
+                    interval_start: r.get(0)?,
+                    rank: r.get(1)?,
+                    item_id: r.get(2)?,
+                    value: r.get(3)?,
+                    coverage: r.get(4)?,
+                    rows: r.get::<_, i64>(5)? as u64,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-/// The KPI generation: every recomputation of KPIs adds one in its transaction.
-pub fn kpi_generation(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT generation FROM network_kpi_generation")?
-        .query_row([], |r| r.get(0))?)
-}
+    fn kpi_generation(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .prepare_cached("SELECT generation FROM network_kpi_generation")?
+            .query_row([], |r| r.get(0))?)
+    }
 
-/// The first and last interval start of granularity `g`, if it has intervals.
-pub fn interval_extent(
-    conn: &Connection,
-    g: Granularity,
-) -> Result<Option<(i64, i64)>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT min(interval_start), max(interval_start) FROM network_interval
+    fn interval_extent(&mut self, g: Granularity) -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(self
+            .prepare_cached(
+                "SELECT min(interval_start), max(interval_start) FROM network_interval
              WHERE granularity = ?1",
-        )?
-        .query_row([g as i64], |r| {
-            Ok(r.get::<_, Option<i64>>(0)?.zip(r.get(1)?))
-        })?)
-}
+            )?
+            .query_row([g as i64], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?.zip(r.get(1)?))
+            })?)
+    }
 
-/// The intervals of granularity `g` starting in `[from, to)`, ordered by start: (start,
-/// rows, coverage).
-pub fn intervals_in(
-    conn: &Connection,
-    g: Granularity,
-    from: i64,
-    to: i64,
-) -> Result<Vec<(i64, u64, u32)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT interval_start, rows, coverage FROM network_interval
+    fn intervals_in(
+        &mut self,
+        g: Granularity,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, u64, u32)>, StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT interval_start, rows, coverage FROM network_interval
          WHERE granularity = ?1 AND interval_start >= ?2 AND interval_start < ?3
          ORDER BY interval_start",
-    )?;
-    let rows = stmt.query_map(params![g as i64, from, to], |r| {
-        Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
+        )?;
+        let rows = stmt.query_map(params![g as i64, from, to], |r| {
+            Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-/// Calls `f(start, rank, item, value)` for the ranks up to `max_rank` of `kpi` in the
-/// intervals of granularity `g` starting in `[from, to)`, ordered by start and rank.
-pub fn ranks_in(
-    conn: &Connection,
-    kpi: Kpi,
-    g: Granularity,
-    (from, to): (i64, i64),
-    max_rank: u32,
-    mut f: impl FnMut(i64, u32, i64, i64),
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT interval_start, rank, item_id, value FROM network_kpi
+    fn ranks_in(
+        &mut self,
+        kpi: Kpi,
+        g: Granularity,
+        (from, to): (i64, i64),
+        max_rank: u32,
+        f: &mut dyn FnMut(i64, u32, i64, i64),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.prepare_cached(
+            "SELECT interval_start, rank, item_id, value FROM network_kpi
          WHERE kpi = ?1 AND granularity = ?2 AND interval_start >= ?3 AND interval_start < ?4
            AND rank <= ?5
          ORDER BY interval_start, rank",
-    )?;
-    let mut rows = stmt.query(params![kpi as i64, g as i64, from, to, max_rank])?;
-    while let Some(r) = rows.next()? {
-        f(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        )?;
+        let mut rows = stmt.query(params![kpi as i64, g as i64, from, to, max_rank])?;
+        while let Some(r) = rows.next()? {
+            f(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        }
+        Ok(())
     }
-    Ok(())
 }

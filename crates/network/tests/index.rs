@@ -18,7 +18,7 @@ const DAY0: i64 = 1_488_326_400_000;
 const DAY: i64 = 86_400_000;
 
 fn recompute(s: &TestServer) {
-    s.ctx.db.write(|c| store::recompute_dirty(c, None)).unwrap();
+    sluice_network::ingest::recompute(&s.ctx).unwrap();
 }
 
 /// Generates the files of `periods` (counted from DAY0) with `seed` and stores them.
@@ -84,9 +84,7 @@ fn random_query(rng: &mut ChaCha8Rng) -> KpiQuery {
 
 async fn sql(s: &TestServer, q: &KpiQuery) -> Vec<KpiRow> {
     let q = q.clone();
-    s.ctx
-        .db
-        .read_async(move |c| store::kpi_rows(c, &q))
+    store::read_async(&s.ctx.db, move |c| store::kpi_rows(c, &q))
         .await
         .unwrap()
 }

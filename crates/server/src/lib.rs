@@ -30,7 +30,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
-use sluice_core::{Ctx, DbError, Domain};
+use sluice_core::{Backend, Ctx, DbError, Domain};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
@@ -127,10 +127,37 @@ pub fn check_settings(
     Ok(())
 }
 
-/// Applies every domain's migrations and marks jobs interrupted by a crash as failed.
+/// The domains that run on `ctx`'s database: all on SQLite; on PostgreSQL those with a
+/// PostgreSQL store (the others are left out, and said so once in the log).
+pub fn mounted(ctx: &Ctx, domains: Vec<Arc<dyn Domain>>) -> Vec<Arc<dyn Domain>> {
+    if ctx.db.backend() == Backend::Sqlite {
+        return domains;
+    }
+    let (on, off): (Vec<_>, Vec<_>) = domains
+        .into_iter()
+        .partition(|d| d.postgres_migrations().is_some());
+    if !off.is_empty() {
+        let names: Vec<&str> = off.iter().map(|d| d.name()).collect();
+        tracing::warn!(
+            domains = %names.join(", "),
+            "these domains do not run on PostgreSQL yet: their routes are not served"
+        );
+    }
+    on
+}
+
+/// Applies every domain's migrations and marks jobs interrupted by a crash as failed. On
+/// PostgreSQL, where other instances may die at any time, the sweep repeats every lease.
 pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {
     for d in domains {
-        ctx.db.migrate(d.name(), &d.migrations())?;
+        ctx.db.migrate(
+            d.name(),
+            &d.migrations(),
+            d.postgres_migrations().as_deref(),
+        )?;
+    }
+    if ctx.db.backend() == Backend::Postgres {
+        ctx.jobs.sweep_every(sluice_core::pg::LEASE / 2);
     }
     let n = ctx.jobs.recover_interrupted()?;
     if n > 0 {

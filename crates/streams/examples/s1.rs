@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Simulate(args) => cli::simulate(args).await?,
         Cmd::Harvest { data_dir, args } => {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
-            ctx.db.migrate("streams", &StreamsDomain.migrations())?;
+            ctx.sqlite()
+                .migrate("streams", &StreamsDomain.migrations())?;
             let params = HarvestParams::resolve(&ctx, args.into())?;
             let (_job, running) = harvest::start(&ctx, params, None)?;
             let outcome = running.await??;
@@ -51,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             let ctx = Ctx::open(Settings::with_data_dir(data_dir))?;
             // Received = the run's contiguous arrival numbers; stored = both tables.
             let (events, malformed, received, total_ms): (i64, i64, i64, i64) =
-                ctx.db.read(|c| {
+                ctx.sqlite().read(|c| {
                     c.query_row(
                         "SELECT (SELECT count(*) FROM streams_events WHERE run_id = r.id),
                                 (SELECT count(*) FROM streams_malformed WHERE run_id = r.id),

@@ -111,7 +111,7 @@ pub fn load_report(db: &Db, run: &RunRef) -> Result<Option<Report>, DbError> {
 
 /// The report of a run for a handler: 404 when there is none.
 pub(crate) async fn report_or_404(ctx: &Ctx, run: RunRef) -> Result<Report, ApiError> {
-    let db = ctx.db.clone();
+    let db = ctx.sqlite().clone();
     let r = run.clone();
     tokio::task::spawn_blocking(move || load_report(&db, &r))
         .await
@@ -335,7 +335,7 @@ pub async fn list_runs(
 ) -> Result<Json<RunList>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset, 50, 500)?;
     let runs = ctx
-        .db
+        .sqlite()
         .read_async(move |c| store::list_runs(c, limit, offset))
         .await?;
     Ok(Json(RunList {
@@ -360,7 +360,7 @@ pub async fn get_run(
 ) -> Result<Json<Run>, ApiError> {
     let run = RunRef::parse(&run_id)?;
     let r = run.clone();
-    ctx.db
+    ctx.sqlite()
         .read_async(move |c| r.load(c))
         .await?
         .map(|(run, _)| Json(run))
@@ -403,7 +403,7 @@ pub struct EventList {
 async fn resolve(ctx: &Ctx, run_id: &str) -> Result<String, ApiError> {
     let run = RunRef::parse(run_id)?;
     let r = run.clone();
-    ctx.db
+    ctx.sqlite()
         .read_async(move |c| r.load(c))
         .await?
         .map(|(run, _)| run.run_id)
@@ -428,7 +428,7 @@ pub async fn list_events(
         .map_err(|e| ApiError::bad_param("stream", e))?;
     let id = resolve(&ctx, &run_id).await?;
     let events = ctx
-        .db
+        .sqlite()
         .read_async(move |c| store::events_page(c, &id, stream, limit, offset))
         .await?;
     Ok(Json(EventList {
@@ -469,7 +469,7 @@ pub async fn list_malformed(
     let (limit, offset) = page(q.limit, q.offset, 100, 1000)?;
     let id = resolve(&ctx, &run_id).await?;
     let malformed = ctx
-        .db
+        .sqlite()
         .read_async(move |c| store::malformed_page(c, &id, limit, offset))
         .await?;
     Ok(Json(MalformedList {

@@ -389,14 +389,14 @@ pub fn start(
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let started = chrono::Local::now();
     let started_iso = sluice_core::time::iso(started.with_timezone(&chrono::Utc));
-    ctx.db
+    ctx.sqlite()
         .write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started_iso))?;
     job.start()?;
     let runtime = RuntimeFile {
         dir: ctx.settings.reports_dir(crate::NAME),
         stamp: started.format(RUNTIME_STAMP_FORMAT).to_string(),
     };
-    let db = ctx.db.clone();
+    let db = ctx.sqlite().clone();
     Ok((id, tokio::spawn(run(db, run_id, params, job, runtime))))
 }
 

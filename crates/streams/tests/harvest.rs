@@ -220,7 +220,7 @@ async fn killing_the_source_mid_run_reconnects_and_continues() {
     // Events were harvested from the restarted source, on every stream.
     let after: Vec<i64> = server
         .ctx
-        .db
+        .sqlite()
         .read(|c| {
             let mut st = c.prepare(
                 "SELECT count(*) FROM streams_events WHERE run_id = ?1 AND stream = ?2 AND at_ms > ?3",

@@ -56,7 +56,7 @@ async fn every_received_message_is_persisted_or_counted_malformed() {
 fn assert_stored_once(server: &TestServer, run: &str, received: u64) {
     let (stored, distinct, max_seq): (i64, i64, i64) = server
         .ctx
-        .db
+        .sqlite()
         .read(|c| {
             c.query_row(
                 "SELECT count(*), count(DISTINCT seq), max(seq) FROM (
@@ -99,7 +99,7 @@ async fn a_stalled_writer_holds_the_source_back_and_loses_nothing() {
     // The writer connection, held by a thread until `release` is dropped.
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (held, holding) = tokio::sync::oneshot::channel();
-    let db = server.ctx.db.clone();
+    let db = server.ctx.sqlite().clone();
     let stall = std::thread::spawn(move || {
         let _writer = db.writer();
         let _ = held.send(());

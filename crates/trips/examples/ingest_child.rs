@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     };
     let (rows, chunk): (u64, u64) = (rows.parse()?, chunk.parse()?);
     let ctx = Ctx::open(Settings::with_data_dir(dir))?;
-    ctx.db.migrate("trips", &TripsDomain.migrations())?;
+    ctx.sqlite().migrate("trips", &TripsDomain.migrations())?;
     let job = ctx.jobs.create(NewJob::new("trips", "ingest", "bytes"))?;
     job.start()?;
     println!("started");

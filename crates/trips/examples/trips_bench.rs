@@ -49,7 +49,7 @@ fn weekly(ctx: &Ctx, repeats: usize, queries: Vec<(String, Area)>) -> anyhow::Re
             };
             let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             let (p50, p95, a) = timed(repeats, || {
-                ctx.db
+                ctx.sqlite()
                     .read(|c| req.run(c))
                     .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
             })?;
@@ -142,13 +142,15 @@ fn main() -> anyhow::Result<()> {
 
     // `/vehicles`: the middle trip, then listings (the first 10 ids of each filter).
     let total: u64 = ctx
-        .db
+        .sqlite()
         .read(|c| store::counts(c, store::CountBy::Region))?
         .iter()
         .map(|r| r.1)
         .sum();
     let mid = (total / 2).max(1) as i64;
-    let (p50, p95, t) = timed(repeats, || Ok(ctx.db.read(|c| store::trip(c, mid))?))?;
+    let (p50, p95, t) = timed(repeats, || {
+        Ok(ctx.sqlite().read(|c| store::trip(c, mid))?)
+    })?;
     let t = t.ok_or_else(|| anyhow::anyhow!("trip {mid} not found"))?;
     println!(
         "{}",
@@ -187,7 +189,9 @@ fn main() -> anyhow::Result<()> {
     ];
     for (name, f) in listings {
         let f = TripFilter { limit: 10, ..f };
-        let (p50, p95, rows) = timed(repeats, || Ok(ctx.db.read(|c| store::trips(c, &f))?))?;
+        let (p50, p95, rows) = timed(repeats, || {
+            Ok(ctx.sqlite().read(|c| store::trips(c, &f))?)
+        })?;
         let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
         println!(
             "{}",

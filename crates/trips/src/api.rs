@@ -244,7 +244,10 @@ async fn list_trips(
         limit,
         ..TripFilter::default()
     };
-    let items = ctx.db.read_async(move |c| store::trips(c, &f)).await?;
+    let items = ctx
+        .sqlite()
+        .read_async(move |c| store::trips(c, &f))
+        .await?;
     let page = page(items, limit);
     if format == Format::Csv {
         let header = [
@@ -283,7 +286,7 @@ async fn get_trip(
     Path(id): Path<String>,
 ) -> Result<Json<TripJson>, ApiError> {
     let id = trip_id(&id)?;
-    let t = ctx.db.read_async(move |c| store::trip(c, id)).await?;
+    let t = ctx.sqlite().read_async(move |c| store::trip(c, id)).await?;
     t.map(|t| Json(t.into()))
         .ok_or_else(|| ApiError::not_found(format!("no trip with id {id}")))
 }
@@ -361,7 +364,7 @@ async fn list_groups(
     let min_size = bounded("min_size", q.min_size)?.unwrap_or(1);
     let cfg = cfg(&ctx)?;
     let groups = ctx
-        .db
+        .sqlite()
         .read_async(move |c| store::groups(c, cfg, q.region.as_deref(), min_size, limit, offset))
         .await?;
     Ok(Json(groups))
@@ -377,7 +380,10 @@ async fn get_group(
 ) -> Result<Json<GroupOut>, ApiError> {
     let id = group_id(&id)?;
     let cfg = cfg(&ctx)?;
-    let g = ctx.db.read_async(move |c| store::group(c, cfg, id)).await?;
+    let g = ctx
+        .sqlite()
+        .read_async(move |c| store::group(c, cfg, id))
+        .await?;
     g.map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no group with id {id}")))
 }
@@ -411,7 +417,7 @@ async fn group_trips(
     let after = bounded("after", q.after)?;
     let cfg = cfg(&ctx)?;
     let items = ctx
-        .db
+        .sqlite()
         .read_async(move |c| {
             let Some(g) = store::group(c, cfg, id)? else {
                 return Err(ApiError::not_found(format!("no group with id {id}")));
@@ -587,7 +593,7 @@ async fn weekly_average(
 ) -> Result<Response, ApiError> {
     let format = Format::negotiate(q.format.as_deref(), &headers)?;
     let req = WeeklyRequest::parse(&q)?;
-    let out = ctx.db.read_async(move |c| req.run(c)).await?;
+    let out = ctx.sqlite().read_async(move |c| req.run(c)).await?;
     if format == Format::Csv {
         let header = ["year", "week", "label", "week_start", "trips"];
         let rows = out.result.series.into_iter().map(|w| {
@@ -646,7 +652,10 @@ async fn counts(
     ApiQuery(q): ApiQuery<CountsQuery>,
 ) -> Result<Json<Vec<CountJson>>, ApiError> {
     let by = count_by("by", q.by.as_deref().unwrap_or("region"))?;
-    let rows = ctx.db.read_async(move |c| store::counts(c, by)).await?;
+    let rows = ctx
+        .sqlite()
+        .read_async(move |c| store::counts(c, by))
+        .await?;
     Ok(Json(
         rows.into_iter()
             .map(|(name, trips)| CountJson { name, trips })

@@ -113,7 +113,7 @@ async fn density(
         .map(|b| BBox::parse(b).map_err(|e| ApiError::bad_param("bbox", e)))
         .transpose()?;
     let cells = ctx
-        .db
+        .sqlite()
         .read_async(move |c| store::density(c, end, level, bbox.as_ref(), MAX_CELLS + 1))
         .await?;
     if cells.len() > MAX_CELLS {

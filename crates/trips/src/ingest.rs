@@ -329,7 +329,7 @@ fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), Db
 /// Builds the rollups an upgrade left pending (see [`store::complete_levels`]), in one
 /// transaction; a no-op on a database without any.
 pub fn complete_levels(ctx: &Ctx) -> Result<(), DbError> {
-    let built = ctx.db.write(|c| {
+    let built = ctx.sqlite().write(|c| {
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let built = store::complete_levels(&tx)?;
         tx.commit()?;
@@ -343,7 +343,9 @@ pub fn complete_levels(ctx: &Ctx) -> Result<(), DbError> {
 
 /// Removes staging loads whose owner no longer runs, each in its own transaction.
 pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
-    let stale = ctx.db.read(|c| store::stale_loads(c, ctx.db.owner()))?;
+    let stale = ctx
+        .sqlite()
+        .read(|c| store::stale_loads(c, ctx.sqlite().owner()))?;
     let mut removed = 0;
     for load in stale {
         removed += discard(ctx, load)?;
@@ -414,7 +416,7 @@ fn ingest_file(
 ) -> Result<Summary, IngestError> {
     let meta = InputMeta::of_file(path).map_err(io_err(path))?;
     if let Some(previous) = ctx
-        .db
+        .sqlite()
         .read(|c| ledger::find_same_content(c, DOMAIN, &meta.hash))?
     {
         job.add_done(meta.size);
@@ -463,13 +465,13 @@ fn load_input(
             return Ok(p.done(FileStatus::Rejected, bytes, Some(why)));
         }
     };
-    let load = ctx.db.write(|c| {
+    let load = ctx.sqlite().write(|c| {
         let tx = c.transaction()?;
-        let load = store::create_load(&tx, ctx.db.owner().id(), name, cfg)?;
+        let load = store::create_load(&tx, ctx.sqlite().owner().id(), name, cfg)?;
         tx.commit()?;
         Ok::<_, DbError>(load)
     })?;
-    let mut w = ctx.db.read(|c| Writer::new(c, load, cfg))?;
+    let mut w = ctx.sqlite().read(|c| Writer::new(c, load, cfg))?;
     w.set_batch_rows(limits.batch_rows);
     let result = pipelined(&mut input, &mut p, cfg, |rx| {
         stream_batches(ctx, &mut w, rx, limits.spill_keys)
@@ -494,7 +496,7 @@ fn load_input(
             accepted: p.file.rows_accepted,
             rejected: p.file.rows_rejected,
         };
-        ctx.db.write(|conn| {
+        ctx.sqlite().write(|conn| {
             ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
                 if let Some(old) = old {
                     if let Some(old_load) = store::load_of_file(tx, old.0)? {
@@ -524,7 +526,7 @@ fn load_input(
 
 /// Removes a load in a transaction of its own; returns the trips removed.
 fn discard(ctx: &Ctx, load: LoadId) -> Result<u64, DbError> {
-    ctx.db.write(|c| {
+    ctx.sqlite().write(|c| {
         let tx = c.transaction()?;
         let n = store::remove_load(&tx, load)?;
         tx.commit()?;
@@ -541,7 +543,7 @@ fn stream_batches(
 ) -> Result<(), IngestError> {
     let mut ended = false;
     while !ended {
-        ctx.db.write(|c| {
+        ctx.sqlite().write(|c| {
             let tx = c.transaction()?;
             let batches = w.batches();
             while w.batches() == batches {

@@ -81,7 +81,7 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
     );
     for level in [1, 8] {
         let cells: u64 = ctx
-            .db
+            .sqlite()
             .read(|c| store::density(c, End::Destination, level, None, usize::MAX))
             .unwrap()
             .iter()
@@ -99,7 +99,7 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
     // Group datasource counts were subtracted as exactly as the group sizes.
     let cfg = sluice_trips::group_config(ctx).unwrap();
     let groups = ctx
-        .db
+        .sqlite()
         .read(|c| store::groups(c, cfg, None, 0, u32::MAX, 0))
         .unwrap();
     let by_source: u64 = groups.iter().flat_map(|g| g.datasources.values()).sum();
@@ -110,7 +110,7 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
         sluice_trips::engine::Match::Either,
     ] {
         let n: u64 = ctx
-            .db
+            .sqlite()
             .read(|c| store::weekly_bbox(c, &world, m, WeekRange::default()))
             .unwrap()
             .values()

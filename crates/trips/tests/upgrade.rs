@@ -32,7 +32,7 @@ fn answers(ctx: &sluice_core::Ctx) -> Answers {
                 Match::Either,
             ] {
                 let got = ctx
-                    .db
+                    .sqlite()
                     .read(|c| store::weekly_bbox(c, &b, m, WeekRange::default()))
                     .unwrap();
                 out.push(got);
@@ -44,7 +44,7 @@ fn answers(ctx: &sluice_core::Ctx) -> Answers {
 
 /// `(end, level, cell, weeks)` of every per-cell rollup row.
 fn cells(ctx: &sluice_core::Ctx) -> Vec<(i64, i64, i64, Vec<u8>)> {
-    ctx.db
+    ctx.sqlite()
         .read(|c| {
             let mut stmt =
                 c.prepare("SELECT end_, level, cell, weeks FROM trips_cell ORDER BY 1, 2, 3")?;
@@ -59,7 +59,7 @@ fn cells(ctx: &sluice_core::Ctx) -> Vec<(i64, i64, i64, Vec<u8>)> {
 /// Turns the trips tables back into their V3 form: per-week rows of levels 2..8, no level 1,
 /// and V4 not applied.
 fn downgrade_to_v3(ctx: &sluice_core::Ctx, rows: &[(i64, i64, i64, Vec<u8>)]) {
-    ctx.db
+    ctx.sqlite()
         .write(|c| {
             let tx = c.transaction()?;
             tx.execute_batch(

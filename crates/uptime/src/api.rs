@@ -292,7 +292,11 @@ pub async fn list_reports(
 ) -> Result<Json<Vec<ReportInfo>>, ApiError> {
     let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
     let c = ctx.clone();
-    let rows = blocking(move || Ok(c.db.read(|conn| store::reports(conn, limit, offset))?)).await?;
+    let rows = blocking(move || {
+        Ok(c.sqlite()
+            .read(|conn| store::reports(conn, limit, offset))?)
+    })
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id = parse_report_id(&row.id)?;
@@ -429,7 +433,7 @@ pub struct Summary {
 #[utoipa::path(get, path = "/api/v1/uptime/summary", tag = "uptime",
     responses((status = 200, description = "What is stored", body = Summary)))]
 pub async fn summary(State(ctx): State<Ctx>) -> Result<Json<Summary>, ApiError> {
-    let stored = blocking(move || Ok(ctx.db.read(store::stored)?)).await?;
+    let stored = blocking(move || Ok(ctx.sqlite().read(store::stored)?)).await?;
     Ok(Json(Summary {
         latest_poll: stored.latest_poll.map(|t| Micros(t).iso()),
         stored,
@@ -466,7 +470,12 @@ pub async fn list_stores(
     ApiQuery(q): ApiQuery<StoresPage>,
 ) -> Result<Json<Vec<StoreInfo>>, ApiError> {
     let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 100, 1000)?;
-    let rows = blocking(move || Ok(ctx.db.read(|c| store::stores_page(c, limit, offset))?)).await?;
+    let rows = blocking(move || {
+        Ok(ctx
+            .sqlite()
+            .read(|c| store::stores_page(c, limit, offset))?)
+    })
+    .await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| StoreInfo {
@@ -597,7 +606,7 @@ pub async fn timeline(
     .map_or_else(|| report::configured_coverage(&ctx), |m| m * MINUTE);
     let sid = store_id.clone();
     let found = blocking(move || {
-        ctx.db.read(|c| {
+        ctx.sqlite().read(|c| {
             let Some(s) = store::store(c, &sid)? else {
                 return Ok::<_, UptimeError>(None);
             };

@@ -111,7 +111,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, UptimeError> {
         return Err(UptimeError::Internal(format!("demo report failed: {e}")));
     }
     let first = ctx
-        .db
+        .sqlite()
         .read(|c| crate::store::stores_page(c, 1, 0))?
         .into_iter()
         .next()

@@ -219,7 +219,7 @@ fn ingest_one(
         Source::Csv { layout, .. } => kind_name(*layout),
     };
     let mut rejections: Vec<(u64, String)> = Vec::new();
-    let outcome = ctx.db.write(|conn| {
+    let outcome = ctx.sqlite().write(|conn| {
         ledger::ingest_atomically(
             conn,
             crate::DOMAIN,

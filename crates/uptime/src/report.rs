@@ -63,7 +63,7 @@ pub fn validate(ctx: &Ctx, req: &ReportRequest) -> Result<(), UptimeError> {
     let Some(stores) = &req.stores else {
         return Ok(());
     };
-    let unknown: Vec<&String> = ctx.db.read(|c| {
+    let unknown: Vec<&String> = ctx.sqlite().read(|c| {
         let mut v = Vec::new();
         for s in stores {
             if store::store(c, s)?.is_none() {
@@ -101,7 +101,7 @@ pub fn register(ctx: &Ctx, req: &ReportRequest, job: JobId) -> Result<(), Uptime
         now: None,
         rows: None,
     };
-    ctx.db.write(|c| store::insert_report(c, &row))?;
+    ctx.sqlite().write(|c| store::insert_report(c, &row))?;
     Ok(())
 }
 
@@ -259,7 +259,7 @@ pub fn generate(
 ) -> Result<ReportOutput, UptimeError> {
     let id = job.id().to_string();
     let coverage = req.coverage.unwrap_or_else(|| configured_coverage(ctx));
-    let (now, stores) = ctx.db.read(|c| {
+    let (now, stores) = ctx.sqlite().read(|c| {
         let now = match req.now {
             Some(n) => n,
             None => store::latest_poll(c)?
@@ -295,7 +295,7 @@ pub fn generate(
             .map(|part| {
                 let done = &done;
                 s.spawn(move || {
-                    ctx.db
+                    ctx.sqlite()
                         .read(|c| compute_part(c, all, part, now.0, coverage, job, done))
                 })
             })
@@ -348,7 +348,7 @@ pub fn generate(
     // The rows first: a report is complete once its CSV exists.
     std::fs::rename(&rows_tmp, &rows).map_err(|e| UptimeError::io(&rows, e))?;
     std::fs::rename(&csv_tmp, &csv).map_err(|e| UptimeError::io(&csv, e))?;
-    ctx.db
+    ctx.sqlite()
         .write(|c| store::finish_report(c, &id, now.0, n as i64))?;
     Ok(ReportOutput { now, rows: n, csv })
 }
@@ -462,7 +462,7 @@ pub enum ReportState {
 /// A report's registration and state; None for an unknown id.
 pub fn state(ctx: &Ctx, id: JobId) -> Result<Option<(ReportRow, ReportState)>, UptimeError> {
     let key = id.to_string();
-    let Some(row) = ctx.db.read(|c| store::report(c, &key))? else {
+    let Some(row) = ctx.sqlite().read(|c| store::report(c, &key))? else {
         return Ok(None);
     };
     let state = match ctx.jobs.get(id)? {

@@ -207,7 +207,7 @@ async fn reports_survive_a_restart_as_failed_or_complete() {
     // holds, as the leaked handle still holds this process's.
     std::mem::forget(job);
     ts.ctx
-        .db
+        .sqlite()
         .write(|c| {
             c.execute(
                 "UPDATE core_jobs SET owner = '0123456789abcdef0123456789abcdef' WHERE id = ?1",
@@ -549,7 +549,7 @@ async fn bad_rows_are_rejected_with_reasons_while_the_rest_lands() {
         not_csv.summary.files[0].status,
         sluice_core::jobs::FileStatus::Rejected
     );
-    let stored = ts.ctx.db.read(store::stored).unwrap();
+    let stored = ts.ctx.sqlite().read(store::stored).unwrap();
     assert_eq!(
         (
             stored.stores,
@@ -567,7 +567,7 @@ async fn redelivered_polls_count_once() {
     let ts = server().await;
     let a = "store_id,status,timestamp_utc\nx,active,2023-01-23 08:00:00 UTC\nx,active,2023-01-23 10:00:00 UTC\nx,active,2023-01-23 11:00:00 UTC\n";
     upload(&ts, "a.csv", a).await;
-    let polls = || ts.ctx.db.read(store::stored).unwrap().polls;
+    let polls = || ts.ctx.sqlite().read(store::stored).unwrap().polls;
     assert_eq!(polls(), 3);
     // Another extract repeating two polls (other column order, ISO times) and adding one.
     let b = upload(
@@ -614,7 +614,7 @@ async fn redelivered_polls_count_once() {
             "2023-01-23T12:00:00Z"
         ]
     );
-    let latest = || ts.ctx.db.read(store::stored).unwrap().latest_poll;
+    let latest = || ts.ctx.sqlite().read(store::stored).unwrap().latest_poll;
     assert_eq!(latest(), Some(1_674_475_200_000_000)); // 12:00
                                                        // b.csv re-delivered with only 09:30 takes back everything it delivered last, the latest
                                                        // poll included.

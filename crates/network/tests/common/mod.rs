@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::Value;
-use sluice_core::ledger::{self, ContentHash, Counts, InputMeta};
+use sluice_core::ledger::{ContentHash, InputMeta};
 use sluice_network::engine::fold_file;
 use sluice_network::parse::FlowFileName;
 use sluice_network::settings::PeriodFrom;
-use sluice_network::store::{self, StoreError};
 use sluice_network::NetworkDomain;
 use sluice_server::testing::TestServer;
 
@@ -37,18 +36,7 @@ pub fn commit_file(s: &TestServer, name: &str, bytes: &[u8]) {
         hash: ContentHash(blake3::hash(bytes).to_hex().to_string()),
         size: bytes.len() as u64,
     };
-    s.ctx
-        .db
-        .write(|conn| {
-            ledger::ingest_atomically(conn, "network", &meta, None, |tx, id, replaced| {
-                store::write_file(tx, id, replaced, &mut state)?;
-                Ok::<_, StoreError>(Counts {
-                    accepted: state.accepted,
-                    rejected: state.rejected,
-                })
-            })
-        })
-        .unwrap();
+    sluice_network::ingest::store_file(&s.ctx.db, &meta, None, &mut state).unwrap();
 }
 
 pub async fn server(settings: &[(&str, &str)]) -> TestServer {

@@ -92,7 +92,9 @@ pub async fn get(s: &TestServer, path: &str) -> (u16, Value) {
 /// A migrated context on a fresh folder (no server).
 pub fn ctx(dir: &std::path::Path) -> Ctx {
     let ctx = Ctx::open(Settings::with_data_dir(dir)).unwrap();
-    ctx.db.migrate("trips", &TripsDomain.migrations()).unwrap();
+    ctx.sqlite()
+        .migrate("trips", &TripsDomain.migrations())
+        .unwrap();
     ctx
 }
 
@@ -136,7 +138,7 @@ pub fn ingest_file(ctx: &Ctx, path: &std::path::Path) -> Summary {
 
 /// A single number from SQL.
 pub fn count(ctx: &Ctx, sql: &str) -> i64 {
-    ctx.db
+    ctx.sqlite()
         .read(|c| {
             c.query_row(sql, [], |r| r.get(0))
                 .map_err(sluice_core::DbError::from)

@@ -19,7 +19,7 @@ pub struct Env {
 pub fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let ctx = Ctx::open(Settings::with_data_dir(dir.path().join("data"))).unwrap();
-    ctx.db
+    ctx.sqlite()
         .migrate("uptime", &UptimeDomain.migrations())
         .unwrap();
     Env { dir, ctx }

@@ -173,7 +173,11 @@ async fn an_instance_killed_mid_job_is_failed_by_another_and_reingesting_equals_
     // The killed run reads the large file through a named pipe: SIGKILL once it read half.
     let fifo = input.join(&big_name);
     std::fs::remove_file(&fifo).unwrap();
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let other = tmp.path().join("other");
     let mut child = sluice(&other, Some(&url), &ingest_args)
         .stderr(Stdio::null())
@@ -228,8 +232,7 @@ async fn an_instance_killed_mid_job_is_failed_by_another_and_reingesting_equals_
     // The reference's uploads ran meanwhile; wait for the last (bounded, not timed).
     for _ in 0..600 {
         let done: Value =
-            serde_json::from_str(&get(&reference, "/api/v1/jobs?state=succeeded").await)
-                .unwrap();
+            serde_json::from_str(&get(&reference, "/api/v1/jobs?state=succeeded").await).unwrap();
         if done.as_array().unwrap().len() == files.len() {
             break;
         }

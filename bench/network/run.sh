@@ -9,7 +9,10 @@
 #   SLUICE=path        sluice binary to use (default: build `sluice-cli` in release mode
 #                      into ${CARGO_TARGET_DIR:-<repo>/target} and use that)
 #   NETBENCH_WORK=dir  work folder (default <repo>/bench/out/network, git-ignored)
-#   TOOLS="sluice clickhouse duckdb polars polars_lazy pandas"   subset / order of tools
+#   TOOLS="sluice clickhouse duckdb polars polars_lazy pandas"   subset / order of tools;
+#                      `sluice_pg` is sluice on PostgreSQL (issue #13), which needs
+#   SLUICE_BENCH_POSTGRES=postgres://user@host:port/db  a server where it may create and drop
+#                      databases (e.g. the one `.ci/postgres.sh start` prints)
 # Exits non-zero if any peer's top-3 KPIs differ from sluice's (the diff is printed).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -55,6 +58,21 @@ run_tool() {  # tool run#
       || { echo "sluice failed (run $r), see $log:" >&2; tail -20 "$log" >&2; exit 1; }
     "$PY" "$here/report.py" export "$dd/sluice.db" "$RES/out/sluice.$r.csv" > /dev/null
     rm -rf "$WORK/sluice-data-$ROWS"; mv "$dd" "$WORK/sluice-data-$ROWS"  # kept for http.sh
+  elif [ "$t" = sluice_pg ]; then
+    : "${SLUICE_BENCH_POSTGRES:?sluice_pg needs SLUICE_BENCH_POSTGRES=postgres://...}"
+    local dd="$WORK/sluice-pg-data-run" db="sluice_bench_n1"
+    local url="${SLUICE_BENCH_POSTGRES%/*}/$db"
+    rm -rf "$dd"
+    psql "$SLUICE_BENCH_POSTGRES" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    (cd "$WORK" && /usr/bin/time -v -o "$tf" \
+        "$SLUICE" --data-dir "$dd" --database "$url" ingest network "$DATA" > "$log" 2>&1) \
+      || { echo "sluice_pg failed (run $r), see $log:" >&2; tail -20 "$log" >&2; exit 1; }
+    { echo "kpi,granularity,interval_start,rank,item_id,value"
+      psql "$url" -Atc "SELECT concat_ws(',', kpi, granularity, interval_start, rank, item_id, value)
+        FROM network_kpi WHERE rank <= 3 ORDER BY kpi, granularity, interval_start, rank"
+    } > "$RES/out/sluice_pg.$r.csv"
+    psql "$url" -Atc "SELECT 'database size ' || pg_size_pretty(pg_database_size('$db'))" >> "$log"
+    rm -rf "$dd"
   else
     /usr/bin/time -v -o "$tf" "$PY" "$here/peers/${t}_peer.py" "$DATA" "$RES/out/$t.$r.csv" \
         > "$log" 2>&1 || { echo "$t failed (run $r), see $log:" >&2; tail -20 "$log" >&2; exit 1; }

@@ -101,3 +101,26 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(said_stopping);
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_database_that_cannot_be_reached_or_read_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, says) in [
+        // Port 1 on loopback: nothing listens there.
+        (
+            "postgres://sluice:secret@127.0.0.1:1/sluice",
+            "cannot connect",
+        ),
+        ("mysql://sluice:secret@db/sluice", "neither postgres://"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["jobs", "list", "--database", url, "--data-dir"])
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{url}: {err}");
+        assert!(!err.contains("secret"), "the password was printed: {err}");
+    }
+}

@@ -86,6 +86,15 @@ impl Drop for Inner {
     }
 }
 
+fn connect_once(url: &str) -> Result<Client, DbError> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| DbError::Url(format!("{}: {e}", redact(url))))?;
+    config
+        .connect(NoTls)
+        .map_err(|e| DbError::Url(format!("{}: cannot connect: {e}", redact(url))))
+}
+
 fn pool(url: &str, size: u32) -> Result<Pool, DbError> {
     let config: postgres::Config = url
         .parse()
@@ -106,10 +115,16 @@ impl PgDb {
         off_runtime(|| PgDb::connect_blocking(url, replica))
     }
 
-    fn connect_blocking(url: &str, replica: Option<&str>) -> Result<PgDb, DbError> {
+    fn connect_blocking(url: &str, replica_url: Option<&str>) -> Result<PgDb, DbError> {
+        let replica = replica_url;
         let primary = pool(url, 16)?;
         let replica = replica.map(|r| pool(r, 16)).transpose()?;
-        let mut client = primary.get()?;
+        // One direct connection first: a wrong host, port or password is said at once and
+        // plainly, not after the pool's wait for a connection.
+        let mut client = connect_once(url)?;
+        if let Some(r) = replica_url {
+            connect_once(r)?;
+        }
         // Two instances starting at once both create it; the loser's error is harmless.
         let _ = client.batch_execute(
             "CREATE TABLE IF NOT EXISTS core_owner_lease (

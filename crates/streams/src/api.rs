@@ -10,13 +10,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sluice_core::http::{ApiQuery, Page, ProblemDoc};
-use sluice_core::{ApiError, Ctx, Db, DbError};
+use sluice_core::{ApiError, Ctx, Database};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::engine::{self, Report, Run};
 use crate::harvest::{self, HarvestOverrides, HarvestParams};
 use crate::parse::Stream;
-use crate::store::{self, StoredEvent, StoredMalformed};
+use crate::store::{self, Reads, StoreError, StoredEvent, StoredMalformed};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -81,10 +81,10 @@ impl RunRef {
             })
     }
 
-    fn load(&self, c: &rusqlite::Connection) -> Result<Option<(Run, engine::PerStream)>, DbError> {
+    fn load(&self, c: &mut dyn Reads) -> Result<Option<(Run, engine::PerStream)>, StoreError> {
         match self {
-            RunRef::Id(id) => store::get_run(c, id),
-            RunRef::Latest => store::latest_finished(c),
+            RunRef::Id(id) => c.get_run(id),
+            RunRef::Latest => c.latest_finished(),
         }
     }
 
@@ -99,19 +99,19 @@ impl RunRef {
 }
 
 /// The report of a run, or `None` when there is no such run.
-pub fn load_report(db: &Db, run: &RunRef) -> Result<Option<Report>, DbError> {
-    db.read(|c| {
+pub fn load_report(db: &Database, run: &RunRef) -> Result<Option<Report>, StoreError> {
+    store::read(db, |c| {
         let Some((run, malformed)) = run.load(c)? else {
             return Ok(None);
         };
-        let events = store::report_events(c, &run.run_id)?;
+        let events = c.report_events(&run.run_id)?;
         Ok(Some(engine::report(run, malformed, events)))
     })
 }
 
 /// The report of a run for a handler: 404 when there is none.
 pub(crate) async fn report_or_404(ctx: &Ctx, run: RunRef) -> Result<Report, ApiError> {
-    let db = ctx.sqlite().clone();
+    let db = ctx.db.clone();
     let r = run.clone();
     tokio::task::spawn_blocking(move || load_report(&db, &r))
         .await
@@ -334,10 +334,7 @@ pub async fn list_runs(
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> Result<Json<RunList>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset, 50, 500)?;
-    let runs = ctx
-        .sqlite()
-        .read_async(move |c| store::list_runs(c, limit, offset))
-        .await?;
+    let runs = store::read_async(&ctx.db, move |c| c.list_runs(limit, offset)).await?;
     Ok(Json(RunList {
         runs,
         limit,
@@ -360,8 +357,7 @@ pub async fn get_run(
 ) -> Result<Json<Run>, ApiError> {
     let run = RunRef::parse(&run_id)?;
     let r = run.clone();
-    ctx.sqlite()
-        .read_async(move |c| r.load(c))
+    store::read_async(&ctx.db, move |c| r.load(c))
         .await?
         .map(|(run, _)| Json(run))
         .ok_or_else(|| run.missing())
@@ -403,8 +399,7 @@ pub struct EventList {
 async fn resolve(ctx: &Ctx, run_id: &str) -> Result<String, ApiError> {
     let run = RunRef::parse(run_id)?;
     let r = run.clone();
-    ctx.sqlite()
-        .read_async(move |c| r.load(c))
+    store::read_async(&ctx.db, move |c| r.load(c))
         .await?
         .map(|(run, _)| run.run_id)
         .ok_or_else(|| run.missing())
@@ -427,10 +422,8 @@ pub async fn list_events(
         .transpose()
         .map_err(|e| ApiError::bad_param("stream", e))?;
     let id = resolve(&ctx, &run_id).await?;
-    let events = ctx
-        .sqlite()
-        .read_async(move |c| store::events_page(c, &id, stream, limit, offset))
-        .await?;
+    let events =
+        store::read_async(&ctx.db, move |c| c.events_page(&id, stream, limit, offset)).await?;
     Ok(Json(EventList {
         events,
         limit,
@@ -468,10 +461,8 @@ pub async fn list_malformed(
 ) -> Result<Json<MalformedList>, ApiError> {
     let (limit, offset) = page(q.limit, q.offset, 100, 1000)?;
     let id = resolve(&ctx, &run_id).await?;
-    let malformed = ctx
-        .sqlite()
-        .read_async(move |c| store::malformed_page(c, &id, limit, offset))
-        .await?;
+    let malformed =
+        store::read_async(&ctx.db, move |c| c.malformed_page(&id, limit, offset)).await?;
     Ok(Json(MalformedList {
         malformed,
         limit,

@@ -172,7 +172,7 @@ pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsErro
     let mut text = summary(&source, &outcome);
     let total: u64 = outcome.events_per_stream.iter().sum();
     if total <= SUMMARY_REPORT_LIMIT || json.is_some() {
-        let db = ctx.sqlite().clone();
+        let db = ctx.db.clone();
         let run = RunRef::Id(outcome.run_id.clone());
         let report = tokio::task::spawn_blocking(move || load_report(&db, &run))
             .await

@@ -10,6 +10,8 @@ use crate::parse::Stream;
 pub enum StreamsError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("the source refused the credentials for {stream} (HTTP {status} from {url}); check --user and --password")]
     Refused {
         stream: Stream,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 use sluice_core::jobs::NewJob;
-use sluice_core::{Ctx, Db, DbError, JobHandle, JobId, Summary};
+use sluice_core::{Ctx, Database, DbError, JobHandle, JobId, Summary};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -389,14 +389,21 @@ pub fn start(
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let started = chrono::Local::now();
     let started_iso = sluice_core::time::iso(started.with_timezone(&chrono::Utc));
-    ctx.sqlite()
-        .write(|c| store::insert_run(c, &run_id, &params.source, &params_json, &started_iso))?;
+    store::insert_run(
+        &ctx.db,
+        &store::NewRun {
+            run_id: &run_id,
+            source: &params.source,
+            params_json: &params_json,
+            started_at: &started_iso,
+        },
+    )?;
     job.start()?;
     let runtime = RuntimeFile {
         dir: ctx.settings.reports_dir(crate::NAME),
         stamp: started.format(RUNTIME_STAMP_FORMAT).to_string(),
     };
-    let db = ctx.sqlite().clone();
+    let db = ctx.db.clone();
     Ok((id, tokio::spawn(run(db, run_id, params, job, runtime))))
 }
 
@@ -471,7 +478,7 @@ const BATCH_BYTES: usize = 4 << 20;
 const IN_FLIGHT_BYTES: u32 = 16 << 20;
 
 async fn run(
-    db: Db,
+    db: Database,
     run_id: String,
     params: HarvestParams,
     job: JobHandle,
@@ -590,7 +597,7 @@ async fn run(
         stream_ms,
         total_ms,
     };
-    db.write(|c| store::finish_run(c, &run_id, &end))?;
+    store::finish_run(&db, &run_id, &end)?;
     let runtime_file = match &error {
         Some(_) => None,
         None => runtime
@@ -827,7 +834,7 @@ fn per_stream(a: [u64; 3]) -> serde_json::Value {
 /// [`BATCH_BYTES`], one transaction each, gives their room back once they are committed and
 /// dropped, and publishes progress after each commit.
 fn write_arrivals(
-    db: &Db,
+    db: &Database,
     run_id: &str,
     mut rx: mpsc::UnboundedReceiver<Group>,
     room: &Room,
@@ -849,7 +856,7 @@ fn write_arrivals(
                 Err(_) => break,
             }
         }
-        db.write(|c| store::insert_batch(c, run_id, &batch))?;
+        store::insert_batch(db, run_id, &batch)?;
         for a in &batch {
             tally.add(a, stop_name);
         }

@@ -9,7 +9,9 @@
 //!   stop conditions, a writer thread persisting in batches; runs as a job.
 //! - [`engine`]: the per-run report (users, recent shows, successful streams, start rate),
 //!   pure and unit-tested.
-//! - [`store`]: all SQL of the domain (runs, events, malformed messages).
+//! - [`store`]: the domain's storage (runs, events, malformed messages): the SQLite SQL, the
+//!   reads behind one trait, the writes dispatching on the backend, what both share.
+//! - [`postgres`]: the same statements on PostgreSQL (binary `COPY` for a harvest's batches).
 //! - [`api`]: native routes under `/api/v1/streams/…`.
 //! - [`compat`]: the replaced Flask service's routes on the latest finished run.
 //! - [`simulate`]: the source simulator (random events or capture replay), for the CLI,
@@ -28,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod harvest;
 pub mod parse;
+pub mod postgres;
 pub mod simulate;
 pub mod sse;
 pub mod store;
@@ -50,6 +53,10 @@ impl Domain for StreamsDomain {
 
     fn migrations(&self) -> Vec<Migration> {
         store::migrations()
+    }
+
+    fn postgres_migrations(&self) -> Option<Vec<Migration>> {
+        Some(postgres::migrations())
     }
 
     fn router(&self, ctx: Ctx) -> axum::Router {

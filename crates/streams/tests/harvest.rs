@@ -8,7 +8,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use sluice_core::JobState;
+use sluice_streams::parse::Stream;
 use sluice_streams::simulate::{RandomConfig, ReplayTiming, SimMode};
+use sluice_streams::store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_the_razi_captures_gives_the_expected_report() {
@@ -218,20 +220,16 @@ async fn killing_the_source_mid_run_reconnects_and_continues() {
         );
     }
     // Events were harvested from the restarted source, on every stream.
-    let after: Vec<i64> = server
-        .ctx
-        .sqlite()
-        .read(|c| {
-            let mut st = c.prepare(
-                "SELECT count(*) FROM streams_events WHERE run_id = ?1 AND stream = ?2 AND at_ms > ?3",
-            )?;
-            ["sytflix", "sytazon", "sysney"]
+    let events = store::read(&server.ctx.db, |c| c.report_events(&run)).unwrap();
+    let after: Vec<usize> = Stream::ALL
+        .iter()
+        .map(|&s| {
+            events
                 .iter()
-                .map(|s| st.query_row(rusqlite::params![run, s, restarted_ms], |r| r.get(0)))
-                .collect::<Result<Vec<i64>, _>>()
-                .map_err(sluice_core::DbError::from)
+                .filter(|e| e.stream == s && e.at.timestamp_millis() > restarted_ms)
+                .count()
         })
-        .unwrap();
+        .collect();
     assert!(
         after.iter().all(|&n| n > 20),
         "events after the restart: {after:?}"
@@ -414,4 +412,57 @@ async fn an_unreachable_source_fails_the_run_at_once_not_at_its_time_limit() {
     let (_, r) = get(&server, &format!("/api/v1/streams/runs/{run}")).await;
     assert_eq!(r["state"], "failed");
     assert_eq!(job.summary.extra["runtime_file"], Value::Null);
+}
+
+/// Text the source chose may hold NUL (a JSON `\u0000` in a name, a raw NUL byte in a
+/// malformed message): it is stored and answered as received, on either backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_the_source_text_is_kept_as_received() {
+    let data = r#"{"show":{"show_id":"s\u00005","cast":"Q\u0000L, W","platform":"Sytflix","release_year":2020,"title":"T\u0000"},"event_date":"19-05-2023 08:58:26.754","user":{"id":22,"date_of_birth":"07/04/1975","first_name":"N\u0000","country":"CA","last_name":"B\u0000"}}"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sytflix-events.stream"),
+        format!(
+            "id: 1\nevent: stream-started\ndata: {data}\n\nid: 2\nevent: pa\0used\ndata: {data}\n\n"
+        ),
+    )
+    .unwrap();
+    let sim = simulator(
+        local(),
+        SimMode::Replay {
+            dir: dir.path().to_owned(),
+            timing: ReplayTiming::Fast,
+        },
+    )
+    .await;
+    let server = server().await;
+    let (run, job) = harvest(&server, json!({"source": sim.url(), "max_duration": "1s"})).await;
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    assert_eq!(
+        (job.summary.rows_accepted, job.summary.rows_rejected),
+        (1, 1)
+    );
+
+    let events = store::read(&server.ctx.db, |c| c.report_events(&run)).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.first_name.as_deref(), Some("N\0"));
+    assert_eq!(e.last_name.as_deref(), Some("B\0"));
+    assert_eq!(e.show_id, "s\x005");
+    assert_eq!(e.title.as_deref(), Some("T\0"));
+    assert_eq!(e.first_actor.as_deref(), Some("Q\0L"));
+
+    let (_, m) = get(&server, &format!("/api/v1/streams/runs/{run}/malformed")).await;
+    let bad = &m["malformed"][0];
+    assert_eq!(bad["seq"], 1);
+    assert_eq!(bad["raw"], format!("id: 2\nevent: pa\0used\ndata: {data}"));
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown event type `pa\0used`"),
+        "{bad}"
+    );
+    let (_, ev) = get(&server, &format!("/api/v1/streams/runs/{run}/events")).await;
+    assert_eq!(ev["events"][0]["data"]["user"]["first_name"], "N\0");
 }

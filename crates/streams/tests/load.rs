@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use sluice_core::JobState;
+use sluice_core::{Database, JobState};
 use sluice_server::testing::TestServer;
 use sluice_streams::simulate::{RandomConfig, SimMode};
+use sluice_streams::store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_received_message_is_persisted_or_counted_malformed() {
@@ -54,23 +55,22 @@ async fn every_received_message_is_persisted_or_counted_malformed() {
 /// Arrival numbers 0..n are contiguous and each is stored once, in one of the two tables,
 /// and there are `received` of them.
 fn assert_stored_once(server: &TestServer, run: &str, received: u64) {
-    let (stored, distinct, max_seq): (i64, i64, i64) = server
-        .ctx
-        .sqlite()
-        .read(|c| {
-            c.query_row(
-                "SELECT count(*), count(DISTINCT seq), max(seq) FROM (
-                   SELECT seq FROM streams_events WHERE run_id = ?1
-                   UNION ALL SELECT seq FROM streams_malformed WHERE run_id = ?1)",
-                [run],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(sluice_core::DbError::from)
-        })
-        .unwrap();
-    assert_eq!(stored as u64, received);
-    assert_eq!(distinct, stored);
-    assert_eq!(max_seq + 1, stored);
+    let mut seqs: Vec<i64> = store::read(&server.ctx.db, |c| {
+        let events = c.events_page(run, None, u32::MAX, 0)?;
+        let malformed = c.malformed_page(run, u32::MAX, 0)?;
+        Ok(events
+            .iter()
+            .map(|e| e.seq)
+            .chain(malformed.iter().map(|m| m.seq))
+            .collect())
+    })
+    .unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs.len() as u64, received);
+    assert!(
+        seqs.iter().copied().eq(0..received as i64),
+        "arrival numbers are not 0..{received}, each once"
+    );
 }
 
 /// A writer that cannot keep up (here: blocked outright) holds the source back through TCP
@@ -96,14 +96,30 @@ async fn a_stalled_writer_holds_the_source_back_and_loses_nothing() {
         json!({"source": sim.url(), "max_duration": "6s", "stop_count": 0}),
     )
     .await;
-    // The writer connection, held by a thread until `release` is dropped.
+    // The writer stalled by a thread until `release` is dropped: on SQLite it holds the one
+    // writer connection, on PostgreSQL a lock on the run's row, which every batch updates.
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (held, holding) = tokio::sync::oneshot::channel();
-    let db = server.ctx.sqlite().clone();
-    let stall = std::thread::spawn(move || {
-        let _writer = db.writer();
-        let _ = held.send(());
-        let _ = released.recv();
+    let db = server.ctx.db.clone();
+    let locked = run.clone();
+    let stall = std::thread::spawn(move || match db {
+        Database::Sqlite(db) => {
+            let _writer = db.writer();
+            let _ = held.send(());
+            let _ = released.recv();
+        }
+        Database::Postgres(pg) => pg
+            .with_client(move |c| {
+                let mut tx = c.transaction()?;
+                tx.execute(
+                    "SELECT 1 FROM streams_runs WHERE id = $1 FOR UPDATE",
+                    &[&locked],
+                )?;
+                let _ = held.send(());
+                let _ = released.recv();
+                Ok::<_, sluice_core::DbError>(())
+            })
+            .unwrap(),
     });
     holding.await.unwrap();
     // Held back: what the source sent stops growing (three readings in a row) while nothing

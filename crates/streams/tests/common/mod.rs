@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_core::jobs::JobEvent;
 use sluice_core::Job;
-use sluice_server::testing::TestServer;
+use sluice_server::testing::{self, TestServer};
 use sluice_streams::harvest::{DEFAULT_PASSWORD, DEFAULT_USER};
 use sluice_streams::simulate::{ReplayTiming, SimConfig, SimMode, Simulator};
 use sluice_streams::StreamsDomain;
@@ -25,8 +25,11 @@ pub fn seed(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// A server on the backend the tests were asked for: the domain runs on both.
 pub async fn server() -> TestServer {
-    TestServer::start(vec![Arc::new(StreamsDomain)]).await
+    let server = TestServer::start(vec![Arc::new(StreamsDomain)]).await;
+    assert_eq!(server.ctx.db.backend(), testing::backend());
+    server
 }
 
 pub async fn simulator(addr: SocketAddr, mode: SimMode) -> Simulator {

@@ -37,9 +37,10 @@ async fn body(server: &TestServer, path: &str) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
-/// The run's answers that do not name the run itself: its events, its malformed messages
-/// and its report without the run's id, source, times and date.
-async fn answers(server: &TestServer) -> (Vec<u8>, Vec<u8>, Value) {
+/// The run's answers that do not name the run itself: its events (all, a page of one
+/// stream, none of another), its malformed messages, and its report without the run's id,
+/// source, times and date.
+async fn answers(server: &TestServer) -> (Vec<Vec<u8>>, Value) {
     let (_dir, sim) = capture_simulator().await;
     let (run, job) = harvest(
         server,
@@ -48,12 +49,15 @@ async fn answers(server: &TestServer) -> (Vec<u8>, Vec<u8>, Value) {
     .await;
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
     assert_eq!(job.summary.rows_rejected, 1);
-    let events = body(
-        server,
-        &format!("/api/v1/streams/runs/{run}/events?limit=1000"),
-    )
-    .await;
-    let malformed = body(server, &format!("/api/v1/streams/runs/{run}/malformed")).await;
+    let mut pages = Vec::new();
+    for query in [
+        "events?limit=1000",
+        "events?stream=sytflix&limit=5&offset=3",
+        "events?stream=sysney",
+        "malformed",
+    ] {
+        pages.push(body(server, &format!("/api/v1/streams/runs/{run}/{query}")).await);
+    }
     let mut report: Value =
         serde_json::from_slice(&body(server, &format!("/api/v1/streams/runs/{run}/report")).await)
             .unwrap();
@@ -67,21 +71,32 @@ async fn answers(server: &TestServer) -> (Vec<u8>, Vec<u8>, Value) {
     ] {
         report.as_object_mut().unwrap().remove(run_specific);
     }
-    (events, malformed, report)
+    (pages, report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_harvest_answers_the_same_bytes_on_sqlite_and_on_the_tested_backend() {
     let sqlite = TestServer::start_on(Backend::Sqlite, vec![Arc::new(StreamsDomain)], |_| {}).await;
     let tested = server().await;
-    let (events, malformed, report) = answers(&sqlite).await;
+    let (pages, report) = answers(&sqlite).await;
     assert_eq!(report["events_total"], 74);
-    assert!(std::str::from_utf8(&malformed)
+    let page: Value = serde_json::from_slice(&pages[1]).unwrap();
+    let seqs: Vec<&Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["seq"])
+        .collect();
+    assert_eq!(seqs, [3, 4, 5, 6, 7]);
+    let none: Value = serde_json::from_slice(&pages[2]).unwrap();
+    assert_eq!(none["events"], json!([]));
+    assert!(std::str::from_utf8(&pages[3])
         .unwrap()
         .contains("pa\\u0000used"));
-    let (events_t, malformed_t, report_t) = answers(&tested).await;
-    assert!(events == events_t, "the events pages differ");
-    assert!(malformed == malformed_t, "the malformed pages differ");
+    let (pages_t, report_t) = answers(&tested).await;
+    for (i, (a, b)) in pages.iter().zip(&pages_t).enumerate() {
+        assert!(a == b, "page {i} differs");
+    }
     assert_eq!(report, report_t);
 }
 

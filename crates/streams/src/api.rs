@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sluice_core::http::{ApiQuery, Page, ProblemDoc};
-use sluice_core::{ApiError, Ctx, Database};
+use sluice_core::{ApiError, Ctx};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::engine::{self, Report, Run};
@@ -99,23 +99,19 @@ impl RunRef {
 }
 
 /// The report of a run, or `None` when there is no such run.
-pub fn load_report(db: &Database, run: &RunRef) -> Result<Option<Report>, StoreError> {
-    store::read(db, |c| {
-        let Some((run, malformed)) = run.load(c)? else {
-            return Ok(None);
-        };
-        let events = c.report_events(&run.run_id)?;
-        Ok(Some(engine::report(run, malformed, events)))
-    })
+pub fn load_report(c: &mut dyn Reads, run: &RunRef) -> Result<Option<Report>, StoreError> {
+    let Some((run, malformed)) = run.load(c)? else {
+        return Ok(None);
+    };
+    let events = c.report_events(&run.run_id)?;
+    Ok(Some(engine::report(run, malformed, events)))
 }
 
 /// The report of a run for a handler: 404 when there is none.
 pub(crate) async fn report_or_404(ctx: &Ctx, run: RunRef) -> Result<Report, ApiError> {
-    let db = ctx.db.clone();
     let r = run.clone();
-    tokio::task::spawn_blocking(move || load_report(&db, &r))
-        .await
-        .map_err(ApiError::internal)??
+    store::read_async(&ctx.db, move |c| load_report(c, &r))
+        .await?
         .ok_or_else(|| run.missing())
 }
 

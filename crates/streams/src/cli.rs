@@ -16,6 +16,7 @@ use crate::harvest::{
 };
 use crate::parse::Stream;
 use crate::simulate::{RandomConfig, ReplayTiming, SimConfig, SimMode, Simulator};
+use crate::store;
 
 /// `sluice simulate`: serve the three streams like the real events server.
 #[derive(clap::Args, Debug, Clone)]
@@ -174,9 +175,11 @@ pub async fn harvest(ctx: &Ctx, args: HarvestArgs) -> Result<String, StreamsErro
     if total <= SUMMARY_REPORT_LIMIT || json.is_some() {
         let db = ctx.db.clone();
         let run = RunRef::Id(outcome.run_id.clone());
-        let report = tokio::task::spawn_blocking(move || load_report(&db, &run))
-            .await
-            .map_err(|e| StreamsError::HarvestFailed(e.to_string()))??;
+        // On the primary: a replica may not have replayed the run's last commit yet.
+        let report =
+            tokio::task::spawn_blocking(move || store::read_primary(&db, |c| load_report(c, &run)))
+                .await
+                .map_err(|e| StreamsError::HarvestFailed(e.to_string()))??;
         if let Some(r) = report {
             let rate = r
                 .sytflix_start_rate

@@ -83,6 +83,18 @@ pub fn read<R: Send>(
     }
 }
 
+/// [`read`] on the primary whatever the replica: for a read that must see this process's
+/// own latest commit (the CLI's report right after its harvest).
+pub fn read_primary<R: Send>(
+    db: &Database,
+    f: impl FnOnce(&mut dyn Reads) -> Result<R, StoreError> + Send,
+) -> Result<R, StoreError> {
+    match db {
+        Database::Sqlite(db) => db.read(|mut c| f(&mut c)),
+        Database::Postgres(pg) => pg.read_primary(|tx| f(tx)),
+    }
+}
+
 /// [`read`] on the blocking thread pool, for async handlers.
 pub async fn read_async<R: Send + 'static>(
     db: &Database,

@@ -18,7 +18,7 @@ use crate::compat::{csv_response, parse_report_id};
 use crate::engine::{self, RelevantPolls};
 use crate::parse::{Micros, Zone, DAY, DEFAULT_ZONE, HOUR, MINUTE};
 use crate::report::{self, NativeRow, ReportRequest, ReportState, WindowRow};
-use crate::store::{self, PollReader, ReportRow};
+use crate::store::{self, ReportRow};
 use crate::UptimeError;
 
 #[derive(OpenApi)]
@@ -292,11 +292,9 @@ pub async fn list_reports(
 ) -> Result<Json<Vec<ReportInfo>>, ApiError> {
     let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
     let c = ctx.clone();
-    let rows = blocking(move || {
-        Ok(c.sqlite()
-            .read(|conn| store::reports(conn, limit, offset))?)
-    })
-    .await?;
+    let rows =
+        blocking(move || store::read(&c.db, |r| Ok::<_, UptimeError>(r.reports(limit, offset)?)))
+            .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id = parse_report_id(&row.id)?;
@@ -433,7 +431,8 @@ pub struct Summary {
 #[utoipa::path(get, path = "/api/v1/uptime/summary", tag = "uptime",
     responses((status = 200, description = "What is stored", body = Summary)))]
 pub async fn summary(State(ctx): State<Ctx>) -> Result<Json<Summary>, ApiError> {
-    let stored = blocking(move || Ok(ctx.sqlite().read(store::stored)?)).await?;
+    let stored =
+        blocking(move || store::read(&ctx.db, |r| Ok::<_, UptimeError>(r.stored()?))).await?;
     Ok(Json(Summary {
         latest_poll: stored.latest_poll.map(|t| Micros(t).iso()),
         stored,
@@ -471,9 +470,9 @@ pub async fn list_stores(
 ) -> Result<Json<Vec<StoreInfo>>, ApiError> {
     let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 100, 1000)?;
     let rows = blocking(move || {
-        Ok(ctx
-            .sqlite()
-            .read(|c| store::stores_page(c, limit, offset))?)
+        store::read(&ctx.db, |r| {
+            Ok::<_, UptimeError>(r.stores_page(limit, offset)?)
+        })
     })
     .await?;
     Ok(Json(
@@ -606,19 +605,20 @@ pub async fn timeline(
     .map_or_else(|| report::configured_coverage(&ctx), |m| m * MINUTE);
     let sid = store_id.clone();
     let found = blocking(move || {
-        ctx.sqlite().read(|c| {
-            let Some(s) = store::store(c, &sid)? else {
+        store::read(&ctx.db, |c| {
+            let Some(s) = c.store(&sid)? else {
                 return Ok::<_, UptimeError>(None);
             };
             let now = match now {
                 Some(n) => n.0,
-                None => store::latest_poll(c)?
+                None => c
+                    .latest_poll()?
                     .unwrap_or_else(|| Micros::from_datetime(chrono::Utc::now()).0),
             };
             let from = now - len;
             let given = s.zone.as_deref().and_then(|z| Zone::parse(z).ok());
             let zone = given.unwrap_or(DEFAULT_ZONE);
-            let intervals = store::store_intervals(c, s.key)?;
+            let intervals = c.store_intervals(s.key)?;
             let hours = engine::BusinessHours::from_intervals(intervals.iter().copied());
             let mut business = Vec::new();
             engine::business_spans(
@@ -627,7 +627,7 @@ pub async fn timeline(
                 &mut business,
             );
             let mut relevant = RelevantPolls::new(from, now);
-            PollReader::new(c)?.read(s.key, from, |p| relevant.push(p))?;
+            c.store_polls(s.key, from, &mut |p| relevant.push(p))?;
             let polls = relevant.polls();
             let [totals] = engine::compute([from], now, &business, polls, coverage);
             let iso = |t: i64| Micros(t).iso();

@@ -110,9 +110,7 @@ pub fn demo(ctx: &Ctx) -> Result<Vec<String>, UptimeError> {
     if let Some((_, ReportState::Failed(e))) = report::state(ctx, id)? {
         return Err(UptimeError::Internal(format!("demo report failed: {e}")));
     }
-    let first = ctx
-        .sqlite()
-        .read(|c| crate::store::stores_page(c, 1, 0))?
+    let first = crate::store::read(&ctx.db, |r| Ok::<_, UptimeError>(r.stores_page(1, 0)?))?
         .into_iter()
         .next()
         .map(|s| s.store_id)

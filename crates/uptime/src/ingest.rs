@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use csv::ByteRecord;
 use sluice_core::jobs::{FileResult, FileStatus, MAX_REJECTIONS};
 use sluice_core::ledger::{self, ContentHash, Counts, InputMeta, Outcome};
-use sluice_core::{Ctx, FileIngest, IngestError, JobHandle, Summary};
+use sluice_core::{Ctx, Database, FileIngest, IngestError, JobHandle, Summary};
 
 use crate::parse::{Layout, PollColumns, Row};
 use crate::polls::{self, PollSink};
-use crate::store::{FileWriter, BATCH_POLLS};
+use crate::store::{FileWriter, Writer, BATCH_POLLS};
 use crate::DOMAIN;
 
 /// The uptime domain's inbox, uploads and CLI ingestion.
@@ -126,15 +126,15 @@ enum Source<R: Read> {
 }
 
 /// The file's counts and first rejections, and the writer that polls go to.
-struct Sink<'a, 't> {
-    w: &'a mut FileWriter<'t>,
+struct Sink<'a> {
+    w: &'a mut dyn Writer,
     counts: Counts,
     rejections: &'a mut Vec<(u64, String)>,
     job: &'a JobHandle,
     done_before: u64,
 }
 
-impl PollSink for Sink<'_, '_> {
+impl PollSink for Sink<'_> {
     fn slot(&mut self, store: &str) -> Result<u32, IngestError> {
         Ok(self.w.poll_slot(store)?)
     }
@@ -168,7 +168,7 @@ impl PollSink for Sink<'_, '_> {
 fn ingest_one(
     ctx: &Ctx,
     meta: &InputMeta,
-    input: impl Read,
+    input: impl Read + Send,
     job: &JobHandle,
     done_before: u64,
     summary: &mut Summary,
@@ -219,44 +219,52 @@ fn ingest_one(
         Source::Csv { layout, .. } => kind_name(*layout),
     };
     let mut rejections: Vec<(u64, String)> = Vec::new();
-    let outcome = ctx.sqlite().write(|conn| {
-        ledger::ingest_atomically(
-            conn,
-            crate::DOMAIN,
-            meta,
-            Some(job.id()),
-            |tx, file, replaced| {
+    let mut fill = |w: &mut dyn Writer| {
+        let mut sink = Sink {
+            w,
+            counts: Counts::default(),
+            rejections: &mut rejections,
+            job,
+            done_before,
+        };
+        match &mut source {
+            Source::Polls {
+                cols,
+                first,
+                head,
+                input,
+            } => polls::read(
+                *cols,
+                std::mem::take(first),
+                head,
+                input,
+                polls::CHUNK,
+                &meta.name,
+                &mut sink,
+            )?,
+            Source::Csv { layout, rdr } => read_rows(*layout, rdr, &meta.name, &mut sink)?,
+        }
+        Ok::<_, IngestError>(sink.counts)
+    };
+    let job_id = Some(job.id());
+    let outcome = match &ctx.db {
+        Database::Sqlite(db) => db.write(|conn| {
+            ledger::ingest_atomically(conn, DOMAIN, meta, job_id, |tx, file, replaced| {
                 let mut w = FileWriter::new(tx, file, replaced)?;
-                let mut sink = Sink {
-                    w: &mut w,
-                    counts: Counts::default(),
-                    rejections: &mut rejections,
-                    job,
-                    done_before,
-                };
-                match &mut source {
-                    Source::Polls {
-                        cols,
-                        first,
-                        head,
-                        input,
-                    } => polls::read(
-                        *cols,
-                        std::mem::take(first),
-                        head,
-                        input,
-                        polls::CHUNK,
-                        &meta.name,
-                        &mut sink,
-                    )?,
-                    Source::Csv { layout, rdr } => read_rows(*layout, rdr, &meta.name, &mut sink)?,
-                }
-                let counts = sink.counts;
+                let counts = fill(&mut w)?;
                 w.finish()?;
                 Ok::<_, IngestError>(counts)
-            },
-        )
-    })?;
+            })
+        })?,
+        Database::Postgres(pg) => pg.write(|tx| {
+            ledger::postgres::ingest_atomically(tx, DOMAIN, meta, job_id, |tx, file, replaced| {
+                let mut w = crate::postgres::FileWriter::new(tx, file, replaced)?;
+                let counts = fill(&mut w)?;
+                w.finish()?;
+                Ok::<_, IngestError>(counts)
+            })
+        })?,
+    };
     match outcome {
         Outcome::Duplicate { previous_name } => summary.add_file(file_result(
             FileStatus::Duplicate,
@@ -286,7 +294,7 @@ fn read_rows<R: Read>(
     layout: Layout,
     rdr: &mut csv::Reader<R>,
     name: &str,
-    sink: &mut Sink<'_, '_>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     let mut rec = ByteRecord::new();
     while polls::read_record(rdr, &mut rec, name)? {

@@ -39,6 +39,7 @@ pub mod generate;
 pub mod ingest;
 pub mod parse;
 pub mod polls;
+pub mod postgres;
 pub mod report;
 pub mod store;
 

@@ -12,11 +12,11 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Serialize;
 use sluice_core::jobs::NewJob;
-use sluice_core::{Ctx, JobHandle, JobId, JobState, Summary};
+use sluice_core::{Ctx, Database, JobHandle, JobId, JobState, Summary};
 
 use crate::engine::{self, BusinessHours, RelevantPolls, WindowFigures};
 use crate::parse::{Micros, Zone, DEFAULT_ZONE, MINUTE};
-use crate::store::{self, BlockScan, HoursScan, PollReader, ReportRow, StoreRow};
+use crate::store::{self, ReportRow, StoreRow};
 use crate::{UptimeError, DOMAIN};
 
 /// The header of the native CSV: uptime of the three windows, then downtime (the compat
@@ -63,10 +63,10 @@ pub fn validate(ctx: &Ctx, req: &ReportRequest) -> Result<(), UptimeError> {
     let Some(stores) = &req.stores else {
         return Ok(());
     };
-    let unknown: Vec<&String> = ctx.sqlite().read(|c| {
+    let unknown: Vec<&String> = store::read(&ctx.db, |r| {
         let mut v = Vec::new();
         for s in stores {
-            if store::store(c, s)?.is_none() {
+            if r.store(s)?.is_none() {
                 v.push(s);
             }
         }
@@ -101,7 +101,7 @@ pub fn register(ctx: &Ctx, req: &ReportRequest, job: JobId) -> Result<(), Uptime
         now: None,
         rows: None,
     };
-    ctx.sqlite().write(|c| store::insert_report(c, &row))?;
+    store::insert_report_on(&ctx.db, &row)?;
     Ok(())
 }
 
@@ -259,19 +259,20 @@ pub fn generate(
 ) -> Result<ReportOutput, UptimeError> {
     let id = job.id().to_string();
     let coverage = req.coverage.unwrap_or_else(|| configured_coverage(ctx));
-    let (now, stores) = ctx.sqlite().read(|c| {
+    let (now, stores) = store::read(&ctx.db, |r| {
         let now = match req.now {
             Some(n) => n,
-            None => store::latest_poll(c)?
+            None => r
+                .latest_poll()?
                 .map(Micros)
                 .unwrap_or_else(|| Micros::from_datetime(Utc::now())),
         };
         let stores = match &req.stores {
-            None => store::stores(c)?,
+            None => r.stores()?,
             Some(ids) => {
                 let mut v = Vec::new();
                 for s in ids {
-                    v.extend(store::store(c, s)?);
+                    v.extend(r.store(s)?);
                 }
                 v.sort_by(|a, b| a.store_id.cmp(&b.store_id));
                 v.dedup_by(|a, b| a.key == b.key);
@@ -295,8 +296,24 @@ pub fn generate(
             .map(|part| {
                 let done = &done;
                 s.spawn(move || {
-                    ctx.sqlite()
-                        .read(|c| compute_part(c, all, part, now.0, coverage, job, done))
+                    let (Some(lo), Some(hi)) = (part.first(), part.last()) else {
+                        return Ok(Part::default());
+                    };
+                    // Each worker reads in a snapshot of its own, as on SQLite: a file
+                    // committed meanwhile may count in some parts and not in others.
+                    let keys = (lo.key, hi.key);
+                    let from = engine::report_windows(now.0)[2];
+                    let compute = |r: &mut dyn store::PartReads| {
+                        compute_part(r, part, now.0, coverage, job, done)
+                    };
+                    match &ctx.db {
+                        Database::Sqlite(db) => {
+                            db.read(|c| store::part_reads(c, all, keys, from, compute)?)
+                        }
+                        Database::Postgres(pg) => {
+                            pg.read(|tx| crate::postgres::part_reads(tx, all, keys, from, compute)?)
+                        }
+                    }
                 })
             })
             .collect();
@@ -348,8 +365,7 @@ pub fn generate(
     // The rows first: a report is complete once its CSV exists.
     std::fs::rename(&rows_tmp, &rows).map_err(|e| UptimeError::io(&rows, e))?;
     std::fs::rename(&csv_tmp, &csv).map_err(|e| UptimeError::io(&csv, e))?;
-    ctx.sqlite()
-        .write(|c| store::finish_report(c, &id, now.0, n as i64))?;
+    store::finish_report_on(&ctx.db, &id, now.0, n as i64)?;
     Ok(ReportOutput { now, rows: n, csv })
 }
 
@@ -357,6 +373,7 @@ pub fn generate(
 const PROGRESS_STORES: u64 = 256;
 
 /// A worker's rows, formatted (by the workers, in parallel), in store id order.
+#[derive(Default)]
 struct Part {
     /// Each row's store id and where its lines end in `csv` and `jsonl`.
     rows: Vec<(String, usize, usize)>,
@@ -365,8 +382,7 @@ struct Part {
 }
 
 fn compute_part(
-    conn: &rusqlite::Connection,
-    req_all: bool,
+    reads: &mut dyn store::PartReads,
     stores: &[StoreRow],
     now: i64,
     coverage: i64,
@@ -375,24 +391,6 @@ fn compute_part(
 ) -> Result<Part, UptimeError> {
     let starts = engine::report_windows(now);
     let week = starts[2];
-    let (Some(lo), Some(hi)) = (stores.first(), stores.last()) else {
-        return Ok(Part {
-            rows: Vec::new(),
-            csv: Vec::new(),
-            jsonl: Vec::new(),
-        });
-    };
-    let keys = (lo.key, hi.key);
-    let mut hours_stmt = store::hours_scan_statement(conn)?;
-    let mut hours = HoursScan::new(&mut hours_stmt, keys)?;
-    // A full report scans the blocks of its key range once; a filtered one seeks each store.
-    let mut scan_stmt = store::block_scan_statement(conn)?;
-    let mut scan = if req_all {
-        Some(BlockScan::new(&mut scan_stmt, conn, keys, week)?)
-    } else {
-        None
-    };
-    let mut reader = PollReader::new(conn)?;
     // Zones by name as stored, and each zone's offsets over the windows.
     let mut names: HashMap<&str, Option<Zone>> = HashMap::new();
     let mut zones: HashMap<Tz, Vec<(i64, i64, i64)>> = HashMap::new();
@@ -409,17 +407,14 @@ fn compute_part(
         let spans = zones
             .entry(zone.0)
             .or_insert_with(|| engine::offset_spans(zone.0, week, now));
-        let store_hours = hours.read(s.key)?;
+        let store_hours = reads.hours(s.key)?;
         engine::business_spans(
             store_hours.as_ref().unwrap_or(&BusinessHours::Always),
             spans,
             &mut business,
         );
         relevant.clear();
-        match scan.as_mut() {
-            Some(scan) => scan.read(s.key, |p| relevant.push(p))?,
-            None => reader.read(s.key, week, |p| relevant.push(p))?,
-        }
+        reads.polls(s.key, &mut |p| relevant.push(p))?;
         out.push(Computed {
             store_id: s.store_id.clone(),
             zone,
@@ -462,7 +457,7 @@ pub enum ReportState {
 /// A report's registration and state; None for an unknown id.
 pub fn state(ctx: &Ctx, id: JobId) -> Result<Option<(ReportRow, ReportState)>, UptimeError> {
     let key = id.to_string();
-    let Some(row) = ctx.sqlite().read(|c| store::report(c, &key))? else {
+    let Some(row) = store::read(&ctx.db, |r| r.report(&key))? else {
         return Ok(None);
     };
     let state = match ctx.jobs.get(id)? {

@@ -10,7 +10,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Statement, Transaction};
 use rustc_hash::FxHashMap;
 use sluice_core::ledger::FileId;
-use sluice_core::{DbError, Migration};
+use sluice_core::{Database, DbError, Migration};
 
 use crate::engine::{BusinessHours, PollPoint};
 use crate::parse::{Hours, LocalTime, StoreZone, Weekday, DAY};
@@ -54,7 +54,7 @@ pub struct FileWriter<'t> {
 }
 
 /// The day of a stored poll value.
-fn day_of(v: i64) -> i64 {
+pub(crate) fn day_of(v: i64) -> i64 {
     (v >> 1).div_euclid(DAY)
 }
 
@@ -155,16 +155,10 @@ impl<'t> FileWriter<'t> {
     /// merged into this file's block of that day (a later delivery of an instant wins) and
     /// removed from other files' blocks.
     pub fn write_polls(&mut self) -> Result<(), DbError> {
-        let mut batch = std::mem::take(&mut self.batch);
-        self.slots.clear();
-        self.batched = 0;
-        batch.sort_unstable_by_key(|b| b.0);
+        let batch = take_batch(&mut self.batch, &mut self.slots, &mut self.batched);
         let mut stored: Vec<(i64, i64, Vec<i64>)> = Vec::new();
-        let (mut merged, mut kept, mut blob) = (Vec::new(), Vec::new(), Vec::new());
-        for (store, mut polls) in batch {
-            // Time order; of the rows of one instant the last one wins (a stable sort).
-            polls.sort_by_key(|v| v >> 1);
-            dedup_keep_last(&mut polls);
+        let mut merge = Merge::default();
+        for (store, polls) in batch {
             let (Some(&first), Some(&last)) = (polls.first(), polls.last()) else {
                 continue;
             };
@@ -178,27 +172,21 @@ impl<'t> FileWriter<'t> {
                 stored.push((r.get(0)?, r.get(1)?, decode(blob).collect()));
             }
             drop(rows);
-            for day in polls.chunk_by(|a, b| day_of(*a) == day_of(*b)) {
-                let d = day_of(day[0]);
-                let mut new: &[i64] = day;
-                for (_, file, old) in stored.iter().filter(|b| b.0 == d) {
-                    if *file == self.file.0 {
-                        // Written by an earlier batch of this file.
-                        union_new_wins(old, day, &mut merged);
-                        new = &merged;
-                        continue;
+            let mut blob = Vec::new();
+            merge.store(self.file.0, &polls, &stored, |op| {
+                match op {
+                    BlockOp::Delete { day, file } => {
+                        self.delete.execute(params![store, day, file])?;
                     }
-                    without(old, day, &mut kept);
-                    if kept.is_empty() {
-                        self.delete.execute(params![store, d, file])?;
-                    } else if kept.len() < old.len() {
+                    BlockOp::Put {
+                        day, file, values, ..
+                    } => {
                         self.put
-                            .execute(params![store, d, file, encode(&kept, &mut blob)])?;
+                            .execute(params![store, day, file, encode(values, &mut blob)])?;
                     }
                 }
-                self.put
-                    .execute(params![store, d, self.file.0, encode(new, &mut blob)])?;
-            }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -253,8 +241,130 @@ impl<'t> FileWriter<'t> {
     }
 }
 
+/// Takes a writer's batch: per store, in key order, its polls in time order with one value
+/// per instant (of the rows of one instant the last one wins).
+pub(crate) fn take_batch(
+    batch: &mut Vec<(i64, Vec<i64>)>,
+    slots: &mut FxHashMap<i64, u32>,
+    batched: &mut usize,
+) -> Vec<(i64, Vec<i64>)> {
+    let mut batch = std::mem::take(batch);
+    slots.clear();
+    *batched = 0;
+    batch.sort_unstable_by_key(|b| b.0);
+    for (_, polls) in &mut batch {
+        // A stable sort: rows of one instant stay in delivery order.
+        polls.sort_by_key(|v| v >> 1);
+        dedup_keep_last(polls);
+    }
+    batch
+}
+
+/// A change to the blocks of one store.
+pub(crate) enum BlockOp<'v> {
+    Delete {
+        day: i64,
+        file: i64,
+    },
+    /// Writes the block; `existed` when a block of that key is stored already.
+    Put {
+        day: i64,
+        file: i64,
+        values: &'v [i64],
+        existed: bool,
+    },
+}
+
+/// The merge of a file's polls of one store into its stored blocks, with buffers reused
+/// across stores.
+#[derive(Default)]
+pub(crate) struct Merge {
+    merged: Vec<i64>,
+    kept: Vec<i64>,
+}
+
+impl Merge {
+    /// The changes that put `polls` (time order, one per instant) of `file` into the stored
+    /// blocks `(day, file, values)` of their days: each day's polls merged into the file's
+    /// block of that day (a later delivery of an instant wins) and removed from other
+    /// files' blocks.
+    pub(crate) fn store(
+        &mut self,
+        file: i64,
+        polls: &[i64],
+        stored: &[(i64, i64, Vec<i64>)],
+        mut apply: impl FnMut(BlockOp<'_>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        for day in polls.chunk_by(|a, b| day_of(*a) == day_of(*b)) {
+            let d = day_of(day[0]);
+            let mut own = false;
+            for (_, f, old) in stored.iter().filter(|b| b.0 == d) {
+                if *f == file {
+                    // Written by an earlier batch of this file.
+                    union_new_wins(old, day, &mut self.merged);
+                    own = true;
+                    continue;
+                }
+                without(old, day, &mut self.kept);
+                if self.kept.is_empty() {
+                    apply(BlockOp::Delete { day: d, file: *f })?;
+                } else if self.kept.len() < old.len() {
+                    apply(BlockOp::Put {
+                        day: d,
+                        file: *f,
+                        values: &self.kept,
+                        existed: true,
+                    })?;
+                }
+            }
+            apply(BlockOp::Put {
+                day: d,
+                file,
+                values: if own { &self.merged } else { day },
+                existed: own,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The writes of one file on either backend, for the readers of its rows.
+pub trait Writer {
+    /// The batch slot of a store's polls (the store is created when new).
+    fn poll_slot(&mut self, store: &str) -> Result<u32, DbError>;
+    /// One poll (`at << 1 | active`) of the store of `slot`.
+    fn poll(&mut self, slot: u32, value: i64);
+    /// Polls in the batch; slots are valid until the next [`Writer::write_polls`].
+    fn batched(&self) -> usize;
+    /// Writes the batch into the blocks.
+    fn write_polls(&mut self) -> Result<(), DbError>;
+    fn hours(&mut self, h: &Hours) -> Result<(), DbError>;
+    fn zone(&mut self, z: &StoreZone) -> Result<(), DbError>;
+}
+
+impl Writer for FileWriter<'_> {
+    fn poll_slot(&mut self, store: &str) -> Result<u32, DbError> {
+        FileWriter::poll_slot(self, store)
+    }
+    fn poll(&mut self, slot: u32, value: i64) {
+        FileWriter::poll(self, slot, value)
+    }
+    fn batched(&self) -> usize {
+        FileWriter::batched(self)
+    }
+    fn write_polls(&mut self) -> Result<(), DbError> {
+        FileWriter::write_polls(self)
+    }
+    fn hours(&mut self, h: &Hours) -> Result<(), DbError> {
+        FileWriter::hours(self, h)
+    }
+    fn zone(&mut self, z: &StoreZone) -> Result<(), DbError> {
+        FileWriter::zone(self, z)
+    }
+}
+
 /// Of consecutive values of one instant keeps the last.
-fn dedup_keep_last(v: &mut Vec<i64>) {
+pub(crate) fn dedup_keep_last(v: &mut Vec<i64>) {
     let mut w = 0;
     for r in 0..v.len() {
         if w > 0 && v[w - 1] >> 1 == v[r] >> 1 {
@@ -301,7 +411,7 @@ fn without(old: &[i64], new: &[i64], out: &mut Vec<i64>) {
 }
 
 /// A block's bytes, in `buf`.
-fn encode<'b>(values: &[i64], buf: &'b mut Vec<u8>) -> &'b [u8] {
+pub(crate) fn encode<'b>(values: &[i64], buf: &'b mut Vec<u8>) -> &'b [u8] {
     buf.clear();
     for v in values {
         buf.extend_from_slice(&v.to_le_bytes());
@@ -310,13 +420,13 @@ fn encode<'b>(values: &[i64], buf: &'b mut Vec<u8>) -> &'b [u8] {
 }
 
 /// A block's values, in time order.
-fn decode(block: &[u8]) -> impl DoubleEndedIterator<Item = i64> + '_ {
+pub(crate) fn decode(block: &[u8]) -> impl DoubleEndedIterator<Item = i64> + '_ {
     block
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().expect("chunks of 8 bytes")))
 }
 
-fn point(v: i64) -> PollPoint {
+pub(crate) fn point(v: i64) -> PollPoint {
     PollPoint {
         at: v >> 1,
         up: v & 1 == 1,
@@ -373,7 +483,7 @@ pub fn store(conn: &Connection, store_id: &str) -> Result<Option<StoreRow>, DbEr
 }
 
 /// A business-hours interval of one weekday.
-type Interval = (Weekday, LocalTime, LocalTime);
+pub type Interval = (Weekday, LocalTime, LocalTime);
 
 /// The statement of an [`HoursScan`], prepared by the caller that owns it.
 pub fn hours_scan_statement(conn: &Connection) -> Result<Statement<'_>, DbError> {
@@ -383,33 +493,72 @@ pub fn hours_scan_statement(conn: &Connection) -> Result<Statement<'_>, DbError>
     )?)
 }
 
+/// Hours rows `(store, interval)` in store, day, start and end order, from either backend.
+pub trait HoursRows {
+    /// The next row's store and interval (None when it no longer converts).
+    fn next_hours(&mut self) -> Result<Option<(i64, Option<Interval>)>, DbError>;
+}
+
+impl HoursRows for rusqlite::Rows<'_> {
+    fn next_hours(&mut self) -> Result<Option<(i64, Option<Interval>)>, DbError> {
+        Ok(match self.next()? {
+            Some(r) => Some((r.get(0)?, hours_row(r)?)),
+            None => None,
+        })
+    }
+}
+
+/// Block rows `(store, day, polls)` in the order of their query, from either backend.
+pub trait BlockRows {
+    /// The next row's store and day; its values replace `out`'s.
+    fn next_block(&mut self, out: &mut Vec<i64>) -> Result<Option<(i64, i64)>, DbError>;
+}
+
+impl BlockRows for rusqlite::Rows<'_> {
+    fn next_block(&mut self, out: &mut Vec<i64>) -> Result<Option<(i64, i64)>, DbError> {
+        out.clear();
+        let Some(r) = self.next()? else {
+            return Ok(None);
+        };
+        let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+        out.extend(decode(blob));
+        Ok(Some((r.get(0)?, r.get(1)?)))
+    }
+}
+
+/// The last poll of a store before a day, of either backend.
+pub trait LastBefore {
+    fn last_before(&mut self, store: i64, day: i64) -> Result<Option<PollPoint>, DbError>;
+}
+
 /// One sorted scan over the business hours of a range of stores, read store by store in
 /// key order beside a [`BlockScan`].
-pub struct HoursScan<'s> {
-    rows: rusqlite::Rows<'s>,
+pub struct HoursScan<R> {
+    rows: R,
     /// The next row: its store and interval (None when it no longer converts).
     ahead: Option<(i64, Option<Interval>)>,
 }
 
-impl<'s> HoursScan<'s> {
+impl<'s> HoursScan<rusqlite::Rows<'s>> {
     /// Scans stores `lo..=hi`.
     pub fn new(
         stmt: &'s mut Statement<'_>,
         (lo, hi): (i64, i64),
-    ) -> Result<HoursScan<'s>, DbError> {
-        let mut scan = HoursScan {
-            rows: stmt.query(params![lo, hi])?,
-            ahead: None,
-        };
+    ) -> Result<HoursScan<rusqlite::Rows<'s>>, DbError> {
+        HoursScan::over(stmt.query(params![lo, hi])?)
+    }
+}
+
+impl<R: HoursRows> HoursScan<R> {
+    /// Scans the rows of a query over a range of stores.
+    pub fn over(rows: R) -> Result<HoursScan<R>, DbError> {
+        let mut scan = HoursScan { rows, ahead: None };
         scan.advance()?;
         Ok(scan)
     }
 
     fn advance(&mut self) -> Result<(), DbError> {
-        self.ahead = match self.rows.next()? {
-            Some(r) => Some((r.get(0)?, hours_row(r)?)),
-            None => None,
-        };
+        self.ahead = self.rows.next_hours()?;
         Ok(())
     }
 
@@ -428,14 +577,14 @@ impl<'s> HoursScan<'s> {
     }
 }
 
-/// Business-hours intervals of one store, by day and start.
+/// Business-hours intervals of one store, by day, start and end.
 pub fn store_intervals(
     conn: &Connection,
     key: i64,
 ) -> Result<Vec<(Weekday, LocalTime, LocalTime)>, DbError> {
     let mut stmt = conn.prepare(
         "SELECT store, day, start_s, end_s FROM uptime_hours WHERE store = ?1
-         ORDER BY day, start_s",
+         ORDER BY day, start_s, end_s",
     )?;
     let mut rows = stmt.query([key])?;
     let mut v = Vec::new();
@@ -448,10 +597,15 @@ pub fn store_intervals(
 /// Rows were validated at ingestion; a row that no longer converts is skipped.
 fn hours_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<(Weekday, LocalTime, LocalTime)>> {
     let (d, s, e): (u8, u32, u32) = (r.get(1)?, r.get(2)?, r.get(3)?);
-    Ok(Weekday::new(d)
+    Ok(interval(d, s, e))
+}
+
+/// A stored interval; None when it no longer converts.
+pub(crate) fn interval(d: u8, s: u32, e: u32) -> Option<Interval> {
+    Weekday::new(d)
         .zip(LocalTime::from_secs(s))
         .zip(LocalTime::from_secs(e))
-        .map(|((d, s), e)| (d, s, e)))
+        .map(|((d, s), e)| (d, s, e))
 }
 
 /// The latest poll of all stores.
@@ -459,37 +613,32 @@ pub fn latest_poll(conn: &Connection) -> Result<Option<i64>, DbError> {
     Ok(conn.query_row("SELECT at FROM uptime_latest", [], |r| r.get(0))?)
 }
 
-/// The last poll of a store before `day`: the latest of the blocks of the last day before.
-fn last_before(
-    before: &mut Statement<'_>,
-    store: i64,
-    day: i64,
-) -> Result<Option<PollPoint>, DbError> {
-    let mut rows = before.query(params![store, day])?;
+/// The last poll of rows `(store, day, polls)` of one store in decreasing day order: the
+/// latest of the blocks of their first day.
+pub(crate) fn last_of(rows: &mut impl BlockRows) -> Result<Option<PollPoint>, DbError> {
     let (mut last_day, mut latest) = (None, None);
-    while let Some(r) = rows.next()? {
-        let d: i64 = r.get(0)?;
+    let mut values = Vec::new();
+    while let Some((_, d)) = rows.next_block(&mut values)? {
         if last_day.is_some_and(|l| l != d) {
             break;
         }
         last_day = Some(d);
-        let blob = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-        latest = latest.max(decode(blob).next_back());
+        latest = latest.max(values.last().copied());
     }
     Ok(latest.map(point))
 }
 
 /// Rows `(store, day, polls)` in store and day order, read a day at a time: the blocks of
 /// one store and day (one per file that delivered some of its polls) merged in time order.
-struct Days<'s> {
-    rows: rusqlite::Rows<'s>,
+pub(crate) struct Days<R> {
+    rows: R,
     /// The first block of the next day, read ahead.
     ahead: Option<(i64, i64)>,
     ahead_values: Vec<i64>,
 }
 
-impl<'s> Days<'s> {
-    fn new(rows: rusqlite::Rows<'s>) -> Result<Days<'s>, DbError> {
+impl<R: BlockRows> Days<R> {
+    pub(crate) fn new(rows: R) -> Result<Days<R>, DbError> {
         let mut days = Days {
             rows,
             ahead: None,
@@ -500,13 +649,7 @@ impl<'s> Days<'s> {
     }
 
     fn read_ahead(&mut self) -> Result<(), DbError> {
-        self.ahead = None;
-        self.ahead_values.clear();
-        if let Some(r) = self.rows.next()? {
-            self.ahead = Some((r.get(0)?, r.get(1)?));
-            let blob = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
-            self.ahead_values.extend(decode(blob));
-        }
+        self.ahead = self.rows.next_block(&mut self.ahead_values)?;
         Ok(())
     }
 
@@ -536,20 +679,66 @@ impl<'s> Days<'s> {
     }
 }
 
+/// [`PollReader::read`] over one store's rows from the day before `from`'s day on.
+pub(crate) fn read_store(
+    rows: impl BlockRows,
+    before: &mut impl LastBefore,
+    values: &mut Vec<i64>,
+    store: i64,
+    from: i64,
+    mut take: impl FnMut(PollPoint) -> bool,
+) -> Result<(), DbError> {
+    // Most stores are polled every day: one range read then covers the last poll before
+    // `from` too, and the extra seek is only needed for stores with a gap.
+    let day = from.div_euclid(DAY) - 1;
+    let mut days = Days::new(rows)?;
+    if days.peek() != Some((store, day)) {
+        if let Some(p) = before.last_before(store, day)? {
+            if !take(p) {
+                return Ok(());
+            }
+        }
+    }
+    while days.next(values)?.is_some() {
+        for &v in values.iter() {
+            if !take(point(v)) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The statement of the last poll before a day (see [`last_of`]).
+const BEFORE: &str =
+    "SELECT store, day, polls FROM uptime_poll_blocks WHERE store = ?1 AND day < ?2
+     ORDER BY day DESC";
+
 /// Sorted reads of one store's polls around a range, from the per-day blocks.
 pub struct PollReader<'c> {
-    before: Statement<'c>,
+    before: Before<'c>,
     from: Statement<'c>,
     values: Vec<i64>,
+}
+
+struct Before<'c>(Statement<'c>);
+
+impl LastBefore for Before<'_> {
+    fn last_before(&mut self, store: i64, day: i64) -> Result<Option<PollPoint>, DbError> {
+        last_of(&mut self.0.query(params![store, day])?)
+    }
+}
+
+impl LastBefore for PollReader<'_> {
+    fn last_before(&mut self, store: i64, day: i64) -> Result<Option<PollPoint>, DbError> {
+        self.before.last_before(store, day)
+    }
 }
 
 impl<'c> PollReader<'c> {
     pub fn new(conn: &'c Connection) -> Result<PollReader<'c>, DbError> {
         Ok(PollReader {
-            before: conn.prepare(
-                "SELECT day, polls FROM uptime_poll_blocks WHERE store = ?1 AND day < ?2
-                 ORDER BY day DESC",
-            )?,
+            before: Before(conn.prepare(BEFORE)?),
             from: conn.prepare(
                 "SELECT store, day, polls FROM uptime_poll_blocks WHERE store = ?1 AND day >= ?2
                  ORDER BY day",
@@ -560,7 +749,7 @@ impl<'c> PollReader<'c> {
 
     /// The last poll of a store before `day`.
     pub fn last_before(&mut self, store: i64, day: i64) -> Result<Option<PollPoint>, DbError> {
-        last_before(&mut self.before, store, day)
+        self.before.last_before(store, day)
     }
 
     /// Feeds the polls that decide the status inside `[from, ..)` to `take` in time order:
@@ -570,27 +759,11 @@ impl<'c> PollReader<'c> {
         &mut self,
         store: i64,
         from: i64,
-        mut take: impl FnMut(PollPoint) -> bool,
+        take: impl FnMut(PollPoint) -> bool,
     ) -> Result<(), DbError> {
-        // Most stores are polled every day: one range read then covers the last poll before
-        // `from` too, and the extra seek is only needed for stores with a gap.
         let day = from.div_euclid(DAY) - 1;
-        let mut days = Days::new(self.from.query(params![store, day])?)?;
-        if days.peek() != Some((store, day)) {
-            if let Some(p) = last_before(&mut self.before, store, day)? {
-                if !take(p) {
-                    return Ok(());
-                }
-            }
-        }
-        while days.next(&mut self.values)?.is_some() {
-            for &v in &self.values {
-                if !take(point(v)) {
-                    return Ok(());
-                }
-            }
-        }
-        Ok(())
+        let rows = self.from.query(params![store, day])?;
+        read_store(rows, &mut self.before, &mut self.values, store, from, take)
     }
 }
 
@@ -604,27 +777,39 @@ pub fn block_scan_statement(conn: &Connection) -> Result<Statement<'_>, DbError>
 
 /// One sorted scan over the poll blocks of a range of stores, read store by store in key
 /// order: a full report runs one query per reader thread instead of one per store.
-pub struct BlockScan<'s, 'c> {
-    days: Days<'s>,
+pub struct BlockScan<R, L> {
+    days: Days<R>,
     values: Vec<i64>,
     day: i64,
-    reader: PollReader<'c>,
+    reader: L,
 }
 
-impl<'s, 'c> BlockScan<'s, 'c> {
+impl<'s, 'c> BlockScan<rusqlite::Rows<'s>, PollReader<'c>> {
     /// Scans stores `lo..=hi` from the day before `from`'s day on.
     pub fn new(
         stmt: &'s mut Statement<'_>,
         conn: &'c Connection,
         (lo, hi): (i64, i64),
         from: i64,
-    ) -> Result<BlockScan<'s, 'c>, DbError> {
+    ) -> Result<Self, DbError> {
         let day = from.div_euclid(DAY) - 1;
+        BlockScan::over(
+            stmt.query(params![lo, hi, day])?,
+            PollReader::new(conn)?,
+            from,
+        )
+    }
+}
+
+impl<R: BlockRows, L: LastBefore> BlockScan<R, L> {
+    /// Scans the rows of a query over a range of stores from the day before `from`'s day
+    /// on, `reader` finding the last poll before for stores without one that day.
+    pub fn over(rows: R, reader: L, from: i64) -> Result<Self, DbError> {
         Ok(BlockScan {
-            days: Days::new(stmt.query(params![lo, hi, day])?)?,
+            days: Days::new(rows)?,
             values: Vec::new(),
-            day,
-            reader: PollReader::new(conn)?,
+            day: from.div_euclid(DAY) - 1,
+            reader,
         })
     }
 
@@ -672,10 +857,7 @@ pub struct ReportRow {
 }
 
 pub fn insert_report(conn: &Connection, r: &ReportRow) -> Result<(), DbError> {
-    let stores = r
-        .stores
-        .as_ref()
-        .map(|s| serde_json::to_string(s).unwrap_or_default());
+    let stores = report_stores_json(r);
     conn.execute(
         "INSERT INTO uptime_reports (id, created_at, requested_now, stores, coverage)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -754,6 +936,151 @@ pub fn stored(conn: &Connection) -> Result<Stored, DbError> {
         polls,
         latest_poll: latest_poll(conn)?,
     })
+}
+
+/// The reads of the routes and reports, on either backend, in one snapshot.
+pub trait Reads {
+    /// Every store, by store id.
+    fn stores(&mut self) -> Result<Vec<StoreRow>, DbError>;
+    /// Stores by page, by store id.
+    fn stores_page(&mut self, limit: u32, offset: u64) -> Result<Vec<StoreRow>, DbError>;
+    /// One store by its id, if known.
+    fn store(&mut self, store_id: &str) -> Result<Option<StoreRow>, DbError>;
+    /// Business-hours intervals of one store, by day, start and end.
+    fn store_intervals(&mut self, key: i64) -> Result<Vec<Interval>, DbError>;
+    /// The latest poll of all stores.
+    fn latest_poll(&mut self) -> Result<Option<i64>, DbError>;
+    /// [`PollReader::read`].
+    fn store_polls(
+        &mut self,
+        key: i64,
+        from: i64,
+        take: &mut dyn FnMut(PollPoint) -> bool,
+    ) -> Result<(), DbError>;
+    fn report(&mut self, id: &str) -> Result<Option<ReportRow>, DbError>;
+    /// Reports newest first.
+    fn reports(&mut self, limit: u32, offset: u64) -> Result<Vec<ReportRow>, DbError>;
+    fn stored(&mut self) -> Result<Stored, DbError>;
+}
+
+impl Reads for &Connection {
+    fn stores(&mut self) -> Result<Vec<StoreRow>, DbError> {
+        stores(self)
+    }
+    fn stores_page(&mut self, limit: u32, offset: u64) -> Result<Vec<StoreRow>, DbError> {
+        stores_page(self, limit, offset)
+    }
+    fn store(&mut self, store_id: &str) -> Result<Option<StoreRow>, DbError> {
+        store(self, store_id)
+    }
+    fn store_intervals(&mut self, key: i64) -> Result<Vec<Interval>, DbError> {
+        store_intervals(self, key)
+    }
+    fn latest_poll(&mut self) -> Result<Option<i64>, DbError> {
+        latest_poll(self)
+    }
+    fn store_polls(
+        &mut self,
+        key: i64,
+        from: i64,
+        take: &mut dyn FnMut(PollPoint) -> bool,
+    ) -> Result<(), DbError> {
+        PollReader::new(self)?.read(key, from, take)
+    }
+    fn report(&mut self, id: &str) -> Result<Option<ReportRow>, DbError> {
+        report(self, id)
+    }
+    fn reports(&mut self, limit: u32, offset: u64) -> Result<Vec<ReportRow>, DbError> {
+        reports(self, limit, offset)
+    }
+    fn stored(&mut self) -> Result<Stored, DbError> {
+        stored(self)
+    }
+}
+
+/// Runs `f` in one read transaction (one snapshot) of either backend.
+pub fn read<R: Send, E: From<DbError> + Send>(
+    db: &Database,
+    f: impl FnOnce(&mut dyn Reads) -> Result<R, E> + Send,
+) -> Result<R, E> {
+    match db {
+        Database::Sqlite(db) => db.read(|mut c| f(&mut c)),
+        Database::Postgres(pg) => pg.read(|tx| f(tx)),
+    }
+}
+
+/// Registers a report, on either backend.
+pub fn insert_report_on(db: &Database, r: &ReportRow) -> Result<(), DbError> {
+    match db {
+        Database::Sqlite(db) => db.write(|c| insert_report(c, r)),
+        Database::Postgres(pg) => pg.write(|tx| crate::postgres::insert_report(tx, r)),
+    }
+}
+
+/// Records a report's end, on either backend.
+pub fn finish_report_on(db: &Database, id: &str, now: i64, rows: i64) -> Result<(), DbError> {
+    match db {
+        Database::Sqlite(db) => db.write(|c| finish_report(c, id, now, rows)),
+        Database::Postgres(pg) => pg.write(|tx| crate::postgres::finish_report(tx, id, now, rows)),
+    }
+}
+
+/// The rows of a report's `insert_report`, for both backends.
+pub(crate) fn report_stores_json(r: &ReportRow) -> Option<String> {
+    r.stores
+        .as_ref()
+        .map(|s| serde_json::to_string(s).unwrap_or_default())
+}
+
+/// The reads of one report worker (its range of stores, in key order), on either backend.
+pub trait PartReads {
+    /// The hours of the next store (see [`HoursScan::read`]).
+    fn hours(&mut self, key: i64) -> Result<Option<BusinessHours>, DbError>;
+    /// The polls of the next store from `from` (see [`PollReader::read`]).
+    fn polls(&mut self, key: i64, take: &mut dyn FnMut(PollPoint) -> bool) -> Result<(), DbError>;
+}
+
+struct SqlitePart<'s, 'c> {
+    hours: HoursScan<rusqlite::Rows<'s>>,
+    scan: Option<BlockScan<rusqlite::Rows<'s>, PollReader<'c>>>,
+    reader: PollReader<'c>,
+    from: i64,
+}
+
+impl PartReads for SqlitePart<'_, '_> {
+    fn hours(&mut self, key: i64) -> Result<Option<BusinessHours>, DbError> {
+        self.hours.read(key)
+    }
+    fn polls(&mut self, key: i64, take: &mut dyn FnMut(PollPoint) -> bool) -> Result<(), DbError> {
+        match self.scan.as_mut() {
+            Some(scan) => scan.read(key, take),
+            None => self.reader.read(key, self.from, take),
+        }
+    }
+}
+
+/// Runs `f` over the reads of stores `keys` (lo..=hi) from `from`: a full report (`all`)
+/// scans the blocks of its key range once; a filtered one seeks each store.
+pub fn part_reads<R>(
+    conn: &Connection,
+    all: bool,
+    keys: (i64, i64),
+    from: i64,
+    f: impl FnOnce(&mut dyn PartReads) -> R,
+) -> Result<R, DbError> {
+    let mut hours_stmt = hours_scan_statement(conn)?;
+    let mut scan_stmt = block_scan_statement(conn)?;
+    let mut part = SqlitePart {
+        hours: HoursScan::new(&mut hours_stmt, keys)?,
+        scan: if all {
+            Some(BlockScan::new(&mut scan_stmt, conn, keys, from)?)
+        } else {
+            None
+        },
+        reader: PollReader::new(conn)?,
+        from,
+    };
+    Ok(f(&mut part))
 }
 
 #[cfg(test)]

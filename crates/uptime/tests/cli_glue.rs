@@ -35,7 +35,7 @@ fn generate_writes_the_three_sources_deterministically() {
     assert_eq!(std::fs::read(&files[0]).unwrap(), first);
     let s = e.ingest_paths(&files);
     assert_eq!(s.rows_rejected, 0);
-    let stored = e.ctx.sqlite().read(store::stored).unwrap();
+    let stored = store::read(&e.ctx.db, |r| r.stored()).unwrap();
     assert_eq!(stored.stores, 50);
     // About 20% of stores have no hours and 8% no zone.
     assert!(stored.stores_with_hours < 50 && stored.stores_with_zone < 50);
@@ -57,7 +57,7 @@ fn demo_ingests_and_reports() {
     assert!(lines.iter().any(|l| l.contains("/timeline")));
     // A second demo on the same data directory finds the data already there.
     assert_eq!(cli::demo(&e.ctx).unwrap().len(), lines.len());
-    assert_eq!(e.ctx.sqlite().read(store::stored).unwrap().stores, 500);
+    assert_eq!(store::read(&e.ctx.db, |r| r.stored()).unwrap().stores, 500);
 }
 
 #[test]

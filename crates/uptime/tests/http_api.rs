@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sluice_core::{Domain, JobId, JobState};
+use sluice_core::{Database, DbError, Domain, JobId, JobState};
 use sluice_server::testing::TestServer;
 use sluice_uptime::report::{self, ReportRequest};
 use sluice_uptime::{store, UptimeDomain};
@@ -206,16 +206,26 @@ async fn reports_survive_a_restart_as_failed_or_complete() {
     // leaked so that nothing ends the job; the job's owner is set to one whose lock nobody
     // holds, as the leaked handle still holds this process's.
     std::mem::forget(job);
-    ts.ctx
-        .sqlite()
-        .write(|c| {
+    let dead = "0123456789abcdef0123456789abcdef";
+    match &ts.ctx.db {
+        Database::Sqlite(db) => db.write(|c| {
             c.execute(
-                "UPDATE core_jobs SET owner = '0123456789abcdef0123456789abcdef' WHERE id = ?1",
-                [&stuck_id],
+                "UPDATE core_jobs SET owner = ?2 WHERE id = ?1",
+                [&stuck_id, dead],
             )
-            .map_err(sluice_core::DbError::from)
-        })
-        .unwrap();
+            .map(drop)
+            .map_err(DbError::from)
+        }),
+        Database::Postgres(pg) => pg.write(|tx| {
+            tx.execute(
+                "UPDATE core_jobs SET owner = $2 WHERE id = $1",
+                &[&stuck_id, &dead],
+            )
+            .map(drop)
+            .map_err(DbError::from)
+        }),
+    }
+    .unwrap();
     assert_eq!(
         get(&ts, &format!("/get_report/{stuck_id}"))
             .await
@@ -549,7 +559,7 @@ async fn bad_rows_are_rejected_with_reasons_while_the_rest_lands() {
         not_csv.summary.files[0].status,
         sluice_core::jobs::FileStatus::Rejected
     );
-    let stored = ts.ctx.sqlite().read(store::stored).unwrap();
+    let stored = store::read(&ts.ctx.db, |r| r.stored()).unwrap();
     assert_eq!(
         (
             stored.stores,
@@ -567,7 +577,7 @@ async fn redelivered_polls_count_once() {
     let ts = server().await;
     let a = "store_id,status,timestamp_utc\nx,active,2023-01-23 08:00:00 UTC\nx,active,2023-01-23 10:00:00 UTC\nx,active,2023-01-23 11:00:00 UTC\n";
     upload(&ts, "a.csv", a).await;
-    let polls = || ts.ctx.sqlite().read(store::stored).unwrap().polls;
+    let polls = || store::read(&ts.ctx.db, |r| r.stored()).unwrap().polls;
     assert_eq!(polls(), 3);
     // Another extract repeating two polls (other column order, ISO times) and adding one.
     let b = upload(
@@ -614,7 +624,7 @@ async fn redelivered_polls_count_once() {
             "2023-01-23T12:00:00Z"
         ]
     );
-    let latest = || ts.ctx.sqlite().read(store::stored).unwrap().latest_poll;
+    let latest = || store::read(&ts.ctx.db, |r| r.stored()).unwrap().latest_poll;
     assert_eq!(latest(), Some(1_674_475_200_000_000)); // 12:00
                                                        // b.csv re-delivered with only 09:30 takes back everything it delivered last, the latest
                                                        // poll included.

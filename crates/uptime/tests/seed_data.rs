@@ -28,7 +28,7 @@ fn v1_export_merges_overlapping_poll_subsets() {
     ]);
     assert_eq!(s.rows_accepted, 5032 + 9999 + 86_198 + 13_559);
     assert_eq!(s.rows_rejected, 0);
-    let stored = e.ctx.sqlite().read(store::stored).unwrap();
+    let stored = store::read(&e.ctx.db, |r| r.stored()).unwrap();
     // The subsets share 999 polls (the head of the original file): each counts once.
     assert_eq!(stored.polls, 14_032);
     assert_eq!(stored.stores, 13_966);

@@ -3,9 +3,11 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sluice_core::jobs::NewJob;
-use sluice_core::{ingest, Ctx, Domain, JobState, Settings, Summary};
+use sluice_core::{ingest, Backend, Ctx, DatabaseUrl, Domain, JobState, Settings, Summary};
+use sluice_server::testing::{self, TestDatabase};
 use sluice_uptime::cli::{self, ReportArgs};
 use sluice_uptime::ingest::UptimeIngest;
 use sluice_uptime::report::{self, NativeRow};
@@ -14,15 +16,31 @@ use sluice_uptime::UptimeDomain;
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub ctx: Ctx,
+    /// The fresh PostgreSQL database on `SLUICE_TEST_BACKEND=postgres`, dropped last.
+    _database: Option<Arc<TestDatabase>>,
 }
 
+/// A data directory, on the backend `SLUICE_TEST_BACKEND` names.
 pub fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let ctx = Ctx::open(Settings::with_data_dir(dir.path().join("data"))).unwrap();
-    ctx.sqlite()
-        .migrate("uptime", &UptimeDomain.migrations())
+    let mut settings = Settings::with_data_dir(dir.path().join("data"));
+    let database = (testing::backend() == Backend::Postgres).then(TestDatabase::create);
+    if let Some(db) = &database {
+        settings.database = DatabaseUrl::Postgres(db.url.clone());
+    }
+    let ctx = Ctx::open(settings).unwrap();
+    ctx.db
+        .migrate(
+            "uptime",
+            &UptimeDomain.migrations(),
+            UptimeDomain.postgres_migrations().as_deref(),
+        )
         .unwrap();
-    Env { dir, ctx }
+    Env {
+        dir,
+        ctx,
+        _database: database,
+    }
 }
 
 impl Env {

@@ -126,7 +126,7 @@ fn open_with(
 fn require_sqlite(ctx: &Ctx, what: &str) -> anyhow::Result<()> {
     if ctx.db.backend() == sluice_core::Backend::Postgres {
         anyhow::bail!(
-            "{what} needs the SQLite database: it does not run on PostgreSQL yet (only the network domain does); leave --database unset"
+            "{what} needs the SQLite database: it does not run on PostgreSQL yet (network and streams do); leave --database unset"
         );
     }
     Ok(())
@@ -233,7 +233,6 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Harvest(args) => {
             let (ctx, _) = open(&cli.common, None)?;
-            require_sqlite(&ctx, "`sluice harvest` (streams)")?;
             let summary = runtime()?.block_on(sluice_streams::cli::harvest(&ctx, args))?;
             outcome::print(summary)?;
             Ok(())

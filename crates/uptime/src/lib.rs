@@ -8,7 +8,7 @@
 //!   ids, instants, weekdays, local times and zones.
 //! - [`engine`]: the computation, pure: business intervals in UTC across DST changes, the
 //!   nearest-poll status, per-window uptime/downtime/coverage. Its module doc states the rules.
-//! - [`store`]: all SQL: schema, the writes of one file (its polls collected per store and
+//! - [`store`]: the SQLite SQL: schema, the writes of one file (its polls collected per store and
 //!   written as day blocks), the sorted per-store reads of a report, the report registry.
 //! - [`polls`]: polls files read fast: cut into chunks, parsed on worker threads, merged in
 //!   file order, exactly as the csv reader reads them.
@@ -109,6 +109,10 @@ impl Domain for UptimeDomain {
 
     fn migrations(&self) -> Vec<Migration> {
         store::migrations()
+    }
+
+    fn postgres_migrations(&self) -> Option<Vec<Migration>> {
+        Some(postgres::migrations())
     }
 
     fn router(&self, ctx: Ctx) -> axum::Router {

@@ -1089,6 +1089,8 @@ mod tests {
 
     use proptest::prelude::*;
 
+    use sluice_server::testing::{postgres_admin, TestDatabase};
+
     use super::*;
     use crate::parse::HOUR;
 
@@ -1180,6 +1182,34 @@ mod tests {
                 .map(|p| PollPoint { at: p.0, up: p.1 }),
         );
         out
+    }
+
+    /// A delivery's polls through a writer of either backend, written early where it says.
+    fn write_delivery(w: &mut dyn Writer, d: &Delivery) {
+        for (row, &(s, at, up)) in d.polls.iter().enumerate() {
+            if d.flushes.contains(&row) {
+                w.write_polls().unwrap();
+            }
+            let slot = w.poll_slot(STORES[s]).unwrap();
+            w.poll(slot, (at << 1) | i64::from(up));
+        }
+    }
+
+    /// One database on the test PostgreSQL server for the cases of this test binary, when
+    /// `SLUICE_TEST_POSTGRES` names one.
+    fn test_postgres() -> Option<&'static sluice_core::PgDb> {
+        use std::sync::{Arc, OnceLock};
+        static DB: OnceLock<Option<(Arc<TestDatabase>, sluice_core::PgDb)>> = OnceLock::new();
+        DB.get_or_init(|| {
+            postgres_admin()?;
+            let database = TestDatabase::create();
+            let pg = sluice_core::PgDb::connect(&database.url, None).unwrap();
+            pg.migrate("uptime", &crate::postgres::migrations())
+                .unwrap();
+            Some((database, pg))
+        })
+        .as_ref()
+        .map(|(_, pg)| pg)
     }
 
     proptest! {
@@ -1298,6 +1328,96 @@ mod tests {
                 .prepare("SELECT name FROM sqlite_master WHERE name IN ('uptime_polls', 'uptime_poll_days')")
                 .unwrap();
             prop_assert_eq!(stmt.query([]).unwrap().next().unwrap().is_none(), true);
+        }
+    }
+
+    proptest! {
+        // Each case is a few round trips per delivery.
+        #![proptest_config(ProptestConfig::with_cases(100))]
+
+        /// The same deliveries written on PostgreSQL give the same stores, blocks, latest
+        /// poll and reads as on SQLite (checked above against the model); only where the
+        /// test server is there (`SLUICE_TEST_POSTGRES`).
+        #[test]
+        fn postgres_writes_and_reads_what_sqlite_does(
+            deliveries in prop::collection::vec(delivery(), 1..6),
+            from_slot in -4i64..20,
+        ) {
+            let Some(pg) = test_postgres() else {
+                return Ok(());
+            };
+            let mut conn = database(2);
+            let mut live: Vec<i64> = Vec::new();
+            pg.write(|tx| {
+                tx.batch_execute(
+                    "TRUNCATE uptime_stores, uptime_poll_blocks, uptime_hours, uptime_zones;
+                     UPDATE uptime_latest SET at = NULL",
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .unwrap();
+            for (i, d) in deliveries.iter().enumerate() {
+                let file = FileId(i as i64 + 1);
+                let replaced = d
+                    .replaces
+                    .filter(|&r| r < live.len())
+                    .map(|r| FileId(live.remove(r)));
+                let tx = conn.transaction().unwrap();
+                let mut w = FileWriter::new(&tx, file, replaced).unwrap();
+                write_delivery(&mut w, d);
+                w.finish().unwrap();
+                tx.commit().unwrap();
+                pg.write(|tx| {
+                    let mut w = crate::postgres::FileWriter::new(tx, file, replaced)?;
+                    write_delivery(&mut w, d);
+                    w.finish()
+                })
+                .unwrap();
+                live.push(file.0);
+            }
+            let pg_blocks = pg
+                .read(|tx| {
+                    let rows = tx.query("SELECT store, day, file_id, polls FROM uptime_poll_blocks", &[])?;
+                    Ok::<_, DbError>(
+                        rows.iter()
+                            .map(|r| ((r.get(0), r.get(1), r.get(2)), decode(r.get(3)).collect()))
+                            .collect::<BTreeMap<(i64, i64, i64), Vec<i64>>>(),
+                    )
+                })
+                .unwrap();
+            prop_assert_eq!(pg_blocks, stored_blocks(&conn));
+            let from = from_slot * 6 * HOUR;
+            let reads = |r: &mut dyn Reads| {
+                let stores = r.stores()?;
+                let mut polls = Vec::new();
+                for s in &stores {
+                    let mut got = Vec::new();
+                    r.store_polls(s.key, from, &mut |p| { got.push(p); true })?;
+                    polls.push(got);
+                }
+                let stored = r.stored()?;
+                Ok::<_, DbError>((format!("{stores:?}"), polls, stored))
+            };
+            let want = reads(&mut &conn).unwrap();
+            let got = pg.read(|tx| reads(tx)).unwrap();
+            prop_assert_eq!(&got, &want);
+            let keys: Vec<i64> = (1..=STORES.len() as i64).collect();
+            for all in [true, false] {
+                let part = |r: &mut dyn PartReads| {
+                    let mut out = Vec::new();
+                    for &k in &keys {
+                        let mut got = Vec::new();
+                        r.polls(k, &mut |p| { got.push(p); true })?;
+                        out.push(got);
+                    }
+                    Ok::<_, DbError>(out)
+                };
+                let want = part_reads(&conn, all, (1, 3), from, part).unwrap().unwrap();
+                let got = pg
+                    .read(|tx| crate::postgres::part_reads(tx, all, (1, 3), from, part)?)
+                    .unwrap();
+                prop_assert_eq!(got, want);
+            }
         }
     }
 }

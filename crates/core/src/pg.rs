@@ -6,9 +6,10 @@
 //!
 //! The client is the synchronous `postgres` crate: it drives each connection with a small
 //! runtime of its own, which cannot start inside an async task. Every entry point therefore
-//! runs its closure on the calling thread when that thread is not inside a runtime (a
-//! blocking-pool thread, a worker thread), and on a scoped thread of its own otherwise, so
-//! it is safe to call from anywhere, as the SQLite handle is.
+//! runs its closure on the calling thread when that thread has no runtime context (a plain
+//! worker thread), and on a scoped thread of its own otherwise — an async task, or a
+//! blocking-pool thread, which tokio does not tell apart from one — so it is safe to call
+//! from anywhere, as the SQLite handle is (at the cost of a thread per call from there).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

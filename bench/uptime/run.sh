@@ -5,6 +5,9 @@
 # ingestion (load) and report times, and files → first report: sluice's ingest + report
 # beside each peer's load + report.
 # usage: [SLUICE=binary] [WORK=dir] bench/uptime/run.sh [STORES=14000] [DAYS=8] [RUNS=5]
+# SLUICE_BENCH_POSTGRES=postgres://user@host:port/db (a server where a database may be created
+# and dropped, e.g. the one `.ci/postgres.sh start` prints) adds sluice on PostgreSQL (#13),
+# a fresh database per run, its report cross-checked against the SQLite one.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 stores=${1:-14000} days=${2:-8} runs=${3:-5}
@@ -50,6 +53,20 @@ for i in $(seq "$runs"); do
   timed "$work/ingest" "$sluice" --data-dir "$work/data" ingest uptime "$work/in"/*.csv
   timed "$work/report" "$sluice" --data-dir "$work/data" report uptime --out "$work/sluice.csv"
 done
+pg=${SLUICE_BENCH_POSTGRES:-}
+if [ -n "$pg" ]; then
+  db=sluice_bench_u1 url="${pg%/*}/sluice_bench_u1"
+  : > "$work/pg_ingest"
+  : > "$work/pg_report"
+  for i in $(seq "$runs"); do
+    psql "$pg" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+    rm -rf "$work/pgdata"
+    timed "$work/pg_ingest" "$sluice" --data-dir "$work/pgdata" --database "$url" ingest uptime "$work/in"/*.csv
+    timed "$work/pg_report" "$sluice" --data-dir "$work/pgdata" --database "$url" report uptime --out "$work/sluice_pg.csv"
+  done
+  echo "PostgreSQL database size: $(psql "$url" -Atc "SELECT pg_size_pretty(pg_database_size('$db'))")"
+  echo -n "cross-check sluice on PostgreSQL: " && "$py" "$root/bench/uptime/compare.py" "$work/sluice.csv" "$work/sluice_pg.csv"
+fi
 for p in duckdb pandas; do
   : > "$work/$p"
   for i in $(seq "$runs"); do
@@ -77,3 +94,11 @@ for p in duckdb pandas; do
     "$(echo "$polls / $load" | bc -l)" "$rep" "$(echo "$polls / $rep" | bc -l)" "$e2e" \
     "$(echo "$rep / $s_rep" | bc -l)" "$(echo "$e2e / $s_e2e" | bc -l)" "$rss"
 done
+if [ -n "$pg" ]; then
+  p_ing=$(cut -d' ' -f1 "$work/pg_ingest" | median) p_rep=$(cut -d' ' -f1 "$work/pg_report" | median)
+  p_e2e=$(paste -d' ' "$work/pg_ingest" "$work/pg_report" | awk '{printf "%.2f\n", $1 + $4}' | median)
+  printf "| sluice (PostgreSQL, persisted) | %s | %.0f | %s | %.0f | %s | %.2f | %.2f | ingest %s, report %s (sluice only) |\n" \
+    "$p_ing" "$(echo "$polls / $p_ing" | bc -l)" "$p_rep" "$(echo "$polls / $p_rep" | bc -l)" "$p_e2e" \
+    "$(echo "$p_rep / $s_rep" | bc -l)" "$(echo "$p_e2e / $s_e2e" | bc -l)" \
+    "$(cut -d' ' -f2 "$work/pg_ingest" | max)" "$(cut -d' ' -f2 "$work/pg_report" | max)"
+fi

@@ -126,7 +126,7 @@ fn open_with(
 fn require_sqlite(ctx: &Ctx, what: &str) -> anyhow::Result<()> {
     if ctx.db.backend() == sluice_core::Backend::Postgres {
         anyhow::bail!(
-            "{what} needs the SQLite database: it does not run on PostgreSQL yet (network and streams do); leave --database unset"
+            "{what} needs the SQLite database: it does not run on PostgreSQL yet (network, streams and uptime do); leave --database unset"
         );
     }
     Ok(())
@@ -262,7 +262,6 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Report(ReportCmd::Uptime(args)) => {
             let (ctx, _) = open(&cli.common, None)?;
-            require_sqlite(&ctx, "`sluice report uptime`")?;
             report_uptime(&ctx, &args)
         }
     }

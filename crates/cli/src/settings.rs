@@ -18,7 +18,7 @@ pub struct Common {
     #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// The database: `postgres://user@host:port/db` for a PostgreSQL server shared by several
-    /// instances (the network and streams domains run there so far), or `sqlite:PATH` [default:
+    /// instances (network, streams and uptime run there so far; trips not yet), or `sqlite:PATH` [default:
     /// sluice.db in the data directory].
     #[arg(long, env = "SLUICE_DATABASE", global = true, hide_env_values = true)]
     pub database: Option<String>,

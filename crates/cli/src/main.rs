@@ -319,7 +319,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> anyhow::Result<()> {
     let stop = stop_signal();
-    prune_jobs_hourly(&ctx);
     let listener = sluice_server::bind(&ctx).await?;
     sluice_server::watch_inboxes(&ctx, &domains)?;
     let addr = listener.local_addr()?;
@@ -347,6 +346,8 @@ async fn serve(ctx: Ctx, domains: Vec<Arc<dyn Domain>>, tries: Vec<String>) -> a
             );
         }
     }
+    // After the banner: its first line is the address, which scripts (and tests) read first.
+    prune_jobs_hourly(&ctx);
     let limits = sluice_server::ConnLimits::from_settings(&ctx.settings);
     let app = sluice_server::app(ctx, &domains);
     sluice_server::serve(listener, app, limits, async {

@@ -292,9 +292,10 @@ pub async fn list_reports(
 ) -> Result<Json<Vec<ReportInfo>>, ApiError> {
     let (limit, offset) = page(q.limit.as_deref(), q.offset.as_deref(), 50, 500)?;
     let c = ctx.clone();
-    let rows =
-        blocking(move || store::read(&c.db, |r| Ok::<_, UptimeError>(r.reports(limit, offset)?)))
-            .await?;
+    let rows = blocking(move || {
+        store::read_primary(&c.db, |r| Ok::<_, UptimeError>(r.reports(limit, offset)?))
+    })
+    .await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let id = parse_report_id(&row.id)?;

@@ -10,6 +10,8 @@
 //!   nearest-poll status, per-window uptime/downtime/coverage. Its module doc states the rules.
 //! - [`store`]: the SQLite SQL: schema, the writes of one file (its polls collected per store and
 //!   written as day blocks), the sorted per-store reads of a report, the report registry.
+//! - [`postgres`]: the same SQL on PostgreSQL (writes loaded with binary `COPY`, report
+//!   scans fetched from portals a part at a time); `store` holds what both share.
 //! - [`polls`]: polls files read fast: cut into chunks, parsed on worker threads, merged in
 //!   file order, exactly as the csv reader reads them.
 //! - [`ingest`]: the [`sluice_core::FileIngest`] of the domain (inbox, uploads, CLI, stdin).

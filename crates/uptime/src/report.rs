@@ -457,7 +457,8 @@ pub enum ReportState {
 /// A report's registration and state; None for an unknown id.
 pub fn state(ctx: &Ctx, id: JobId) -> Result<Option<(ReportRow, ReportState)>, UptimeError> {
     let key = id.to_string();
-    let Some(row) = store::read(&ctx.db, |r| r.report(&key))? else {
+    // On the primary: a report is asked for right after it is registered.
+    let Some(row) = store::read_primary(&ctx.db, |r| r.report(&key))? else {
         return Ok(None);
     };
     let state = match ctx.jobs.get(id)? {

@@ -18,7 +18,7 @@ use sluice_core::{DbError, Migration};
 use crate::engine::{BusinessHours, PollPoint};
 use crate::parse::{Hours, StoreZone};
 use crate::store::{
-    decode, encode, interval, last_of, read_store, report_stores_json, take_batch, BlockOp,
+    decode, encode, interval, last_of, point, read_store, report_stores_json, take_batch, BlockOp,
     BlockRows, BlockScan, HoursRows, HoursScan, Interval, LastBefore, Merge, PartReads, Reads,
     ReportRow, StoreRow, Stored, Writer,
 };
@@ -361,6 +361,39 @@ impl LastBefore for Before<'_, '_, '_> {
     }
 }
 
+/// The last poll before a day of every store of a key range that has one, read in one
+/// query (a seek per store on the server, not a round trip per store).
+struct BeforeAll(FxHashMap<i64, PollPoint>);
+
+impl BeforeAll {
+    fn read(tx: &mut Transaction<'_>, (lo, hi): (i64, i64), day: i64) -> Result<Self, DbError> {
+        let mut last: FxHashMap<i64, i64> = FxHashMap::default();
+        for r in tx.query(
+            "SELECT b.store, b.polls FROM uptime_stores s
+             CROSS JOIN LATERAL (SELECT max(day) AS day FROM uptime_poll_blocks
+                                 WHERE store = s.id AND day < $3) d
+             JOIN uptime_poll_blocks b ON b.store = s.id AND b.day = d.day
+             WHERE s.id >= $1 AND s.id <= $2",
+            &[&lo, &hi, &day],
+        )? {
+            if let Some(v) = decode(r.get(1)).next_back() {
+                let e = last.entry(r.get(0)).or_insert(v);
+                *e = (*e).max(v);
+            }
+        }
+        Ok(BeforeAll(
+            last.into_iter().map(|(k, v)| (k, point(v))).collect(),
+        ))
+    }
+}
+
+impl LastBefore for BeforeAll {
+    /// `day` is the scan's (that of [`BeforeAll::read`]).
+    fn last_before(&mut self, store: i64, _day: i64) -> Result<Option<PollPoint>, DbError> {
+        Ok(self.0.get(&store).copied())
+    }
+}
+
 /// Rows of a portal, fetched this many at a time: a worker holds a bounded part of its scan.
 const FETCH: i32 = 2048;
 
@@ -425,7 +458,7 @@ fn store_blocks(tx: &mut Transaction<'_>, store: i64, day: i64) -> Result<Fetche
 struct PgPart<'r, 'a, 'b> {
     tx: &'r RefCell<&'a mut Transaction<'b>>,
     hours: HoursScan<PortalRows<'r, 'a, 'b>>,
-    scan: Option<BlockScan<PortalRows<'r, 'a, 'b>, Before<'r, 'a, 'b>>>,
+    scan: Option<BlockScan<PortalRows<'r, 'a, 'b>, BeforeAll>>,
     values: Vec<i64>,
     from: i64,
 }
@@ -470,13 +503,14 @@ pub fn part_reads<R>(
     )?)?;
     let scan = if all {
         let day = from.div_euclid(crate::parse::DAY) - 1;
+        let before = BeforeAll::read(&mut tx.borrow_mut(), (lo, hi), day)?;
         let rows = PortalRows::new(
             &tx,
             "SELECT store, day, polls FROM uptime_poll_blocks
              WHERE store >= $1 AND store <= $2 AND day >= $3 ORDER BY store, day",
             &[&lo, &hi, &day],
         )?;
-        Some(BlockScan::over(rows, Before(&tx), from)?)
+        Some(BlockScan::over(rows, before, from)?)
     } else {
         None
     };

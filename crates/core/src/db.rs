@@ -255,6 +255,10 @@ impl Db {
             .collect::<Result<Vec<_>, _>>()?;
         let mut conn = self.writer();
         refinery::Runner::new(&list)
+            // One transaction for the migrations and their history rows: ungrouped, refinery
+            // commits a migration and its history row separately, and a kill between the two
+            // leaves a schema that the next start tries to create again.
+            .set_grouped(true)
             .set_migration_table_name(format!("{owner}_schema_history"))
             .run(&mut *conn)
             .map_err(|e| err(e.to_string()))?;
@@ -384,6 +388,39 @@ mod tests {
             "a commit between two statements was seen"
         );
         assert_eq!(db.read(count).unwrap(), 2, "the next read sees the commit");
+    }
+
+    #[test]
+    fn an_owners_pending_migrations_apply_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let v1 = Migration {
+            name: "V1__a",
+            sql: "CREATE TABLE g_a (id INTEGER);",
+        };
+        let broken = Migration {
+            name: "V2__b",
+            sql: "CREATE TABLE g_b (id INTEGER); INSERT INTO no_such_table VALUES (1);",
+        };
+        assert!(db.migrate("g", &[v1.clone(), broken]).is_err());
+        // What a kill between a migration and its history row would have left: V1's table
+        // without its record, which the next start would try to create again.
+        let tables: i64 = db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN ('g_a', 'g_b')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(DbError::from)
+            })
+            .unwrap();
+        assert_eq!(tables, 0, "a migration of a failed start was kept");
+        let fixed = Migration {
+            name: "V2__b",
+            sql: "CREATE TABLE g_b (id INTEGER);",
+        };
+        db.migrate("g", &[v1, fixed]).unwrap();
     }
 
     #[test]

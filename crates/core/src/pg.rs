@@ -194,6 +194,10 @@ impl PgDb {
             let key = advisory_key(&format!("migrate {owner}"));
             conn.execute("SELECT pg_advisory_lock($1)", &[&key])?;
             let out = refinery::Runner::new(&list)
+                // One transaction for the migrations and their history rows: ungrouped, refinery
+                // commits a migration and its history row separately, and a kill between the two
+                // leaves a schema that the next start tries to create again.
+                .set_grouped(true)
                 .set_migration_table_name(format!("{owner}_schema_history"))
                 .run(&mut *conn)
                 .map(|_| ())

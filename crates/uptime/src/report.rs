@@ -300,7 +300,9 @@ pub fn generate(
                         return Ok(Part::default());
                     };
                     // Each worker reads in a snapshot of its own, as on SQLite: a file
-                    // committed meanwhile may count in some parts and not in others.
+                    // committed meanwhile may count in some parts and not in others. On
+                    // PostgreSQL the primary's: a report is stored, and one computed on a
+                    // lagging replica would keep missing a file ingested just before it.
                     let keys = (lo.key, hi.key);
                     let from = engine::report_windows(now.0)[2];
                     let compute = |r: &mut dyn store::PartReads| {
@@ -310,9 +312,9 @@ pub fn generate(
                         Database::Sqlite(db) => {
                             db.read(|c| store::part_reads(c, all, keys, from, compute)?)
                         }
-                        Database::Postgres(pg) => {
-                            pg.read(|tx| crate::postgres::part_reads(tx, all, keys, from, compute)?)
-                        }
+                        Database::Postgres(pg) => pg.read_primary(|tx| {
+                            crate::postgres::part_reads(tx, all, keys, from, compute)?
+                        }),
                     }
                 })
             })

@@ -1,6 +1,6 @@
 //! The query side of the trips benchmark (bench/trips/run.sh and boxes.sh; ingestion there
 //! goes through the `sluice` binary): `trips_bench <data_dir> <repeats> [--boxes FILE]`
-//! prints one JSON line per query with p50/p95 latency and the answer, for the cross-check
+//! (or the database named by `SLUICE_DATABASE`) prints one JSON line per query with p50/p95 latency and the answer, for the cross-check
 //! with the peers:
 //! - T2: the weekly averages of a region, of everything, and of four boxes in the four match
 //!   modes, each with `weeks=active` and `weeks=span`, run by the same code as
@@ -49,9 +49,7 @@ fn weekly(ctx: &Ctx, repeats: usize, queries: Vec<(String, Area)>) -> anyhow::Re
             };
             let req = WeeklyRequest::parse(&q).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             let (p50, p95, a) = timed(repeats, || {
-                ctx.sqlite()
-                    .read(|c| req.run(c))
-                    .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
+                store::read(&ctx.db, |c| req.run(c)).map_err(|e| anyhow::anyhow!("{name}: {e:?}"))
             })?;
             println!(
                 "{}",
@@ -87,7 +85,12 @@ fn main() -> anyhow::Result<()> {
         [dir, repeats, flag, file] if flag == "--boxes" => (dir, repeats, Some(file)),
         _ => anyhow::bail!("usage: trips_bench <data_dir> <repeats> [--boxes FILE]"),
     };
-    let ctx = Ctx::open(Settings::with_data_dir(dir))?;
+    let mut settings = Settings::with_data_dir(dir);
+    // The database the `sluice` under test wrote (bench/trips/run.sh's PostgreSQL runs).
+    if let Ok(url) = std::env::var("SLUICE_DATABASE") {
+        settings.database = url.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    }
+    let ctx = Ctx::open(settings)?;
     let repeats: usize = repeats.parse()?;
     if let Some(file) = boxes {
         let mut queries = Vec::new();
@@ -141,15 +144,13 @@ fn main() -> anyhow::Result<()> {
     weekly(&ctx, repeats, queries)?;
 
     // `/vehicles`: the middle trip, then listings (the first 10 ids of each filter).
-    let total: u64 = ctx
-        .sqlite()
-        .read(|c| store::counts(c, store::CountBy::Region))?
+    let total: u64 = store::read(&ctx.db, |c| store::counts(c, store::CountBy::Region))?
         .iter()
         .map(|r| r.1)
         .sum();
     let mid = (total / 2).max(1) as i64;
     let (p50, p95, t) = timed(repeats, || {
-        Ok(ctx.sqlite().read(|c| store::trip(c, mid))?)
+        Ok(store::read(&ctx.db, |c| store::trip(c, mid))?)
     })?;
     let t = t.ok_or_else(|| anyhow::anyhow!("trip {mid} not found"))?;
     println!(
@@ -190,7 +191,7 @@ fn main() -> anyhow::Result<()> {
     for (name, f) in listings {
         let f = TripFilter { limit: 10, ..f };
         let (p50, p95, rows) = timed(repeats, || {
-            Ok(ctx.sqlite().read(|c| store::trips(c, &f))?)
+            Ok(store::read(&ctx.db, |c| store::trips(c, &f))?)
         })?;
         let ids: Vec<i64> = rows.iter().map(|t| t.id).collect();
         println!(

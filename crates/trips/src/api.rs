@@ -7,7 +7,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sluice_core::http::{csv_response, ApiQuery, Format, Page, ProblemDoc};
 use sluice_core::{ApiError, Ctx};
@@ -244,10 +243,7 @@ async fn list_trips(
         limit,
         ..TripFilter::default()
     };
-    let items = ctx
-        .sqlite()
-        .read_async(move |c| store::trips(c, &f))
-        .await?;
+    let items = store::read_async(&ctx.db, move |c| store::trips(c, &f)).await?;
     let page = page(items, limit);
     if format == Format::Csv {
         let header = [
@@ -286,7 +282,7 @@ async fn get_trip(
     Path(id): Path<String>,
 ) -> Result<Json<TripJson>, ApiError> {
     let id = trip_id(&id)?;
-    let t = ctx.sqlite().read_async(move |c| store::trip(c, id)).await?;
+    let t = store::read_async(&ctx.db, move |c| store::trip(c, id)).await?;
     t.map(|t| Json(t.into()))
         .ok_or_else(|| ApiError::not_found(format!("no trip with id {id}")))
 }
@@ -363,10 +359,10 @@ async fn list_groups(
     bounded("offset", q.offset)?;
     let min_size = bounded("min_size", q.min_size)?.unwrap_or(1);
     let cfg = cfg(&ctx)?;
-    let groups = ctx
-        .sqlite()
-        .read_async(move |c| store::groups(c, cfg, q.region.as_deref(), min_size, limit, offset))
-        .await?;
+    let groups = store::read_async(&ctx.db, move |c| {
+        store::groups(c, cfg, q.region.as_deref(), min_size, limit, offset)
+    })
+    .await?;
     Ok(Json(groups))
 }
 
@@ -380,10 +376,7 @@ async fn get_group(
 ) -> Result<Json<GroupOut>, ApiError> {
     let id = group_id(&id)?;
     let cfg = cfg(&ctx)?;
-    let g = ctx
-        .sqlite()
-        .read_async(move |c| store::group(c, cfg, id))
-        .await?;
+    let g = store::read_async(&ctx.db, move |c| store::group(c, cfg, id)).await?;
     g.map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no group with id {id}")))
 }
@@ -416,15 +409,13 @@ async fn group_trips(
     .limit(100, 1000)?;
     let after = bounded("after", q.after)?;
     let cfg = cfg(&ctx)?;
-    let items = ctx
-        .sqlite()
-        .read_async(move |c| {
-            let Some(g) = store::group(c, cfg, id)? else {
-                return Err(ApiError::not_found(format!("no group with id {id}")));
-            };
-            Ok(store::group_trips(c, cfg, &g, after, limit)?)
-        })
-        .await?;
+    let items = store::read_async(&ctx.db, move |c| {
+        let Some(g) = store::group(c, cfg, id)? else {
+            return Err(ApiError::not_found(format!("no group with id {id}")));
+        };
+        Ok(store::group_trips(c, cfg, &g, after, limit)?)
+    })
+    .await?;
     Ok(Json(page(items, limit)))
 }
 
@@ -539,7 +530,7 @@ impl WeeklyRequest {
     }
 
     /// Runs the request on a read connection.
-    pub fn run(&self, c: &Connection) -> Result<WeeklyOut, ApiError> {
+    pub fn run(&self, c: &mut dyn store::Sql) -> Result<WeeklyOut, ApiError> {
         let counts = match &self.area {
             Area::All => store::weekly_region(c, None, self.range)?,
             Area::Region(r) => store::weekly_region(c, Some(r), self.range)?,
@@ -593,7 +584,7 @@ async fn weekly_average(
 ) -> Result<Response, ApiError> {
     let format = Format::negotiate(q.format.as_deref(), &headers)?;
     let req = WeeklyRequest::parse(&q)?;
-    let out = ctx.sqlite().read_async(move |c| req.run(c)).await?;
+    let out = store::read_async(&ctx.db, move |c| req.run(c)).await?;
     if format == Format::Csv {
         let header = ["year", "week", "label", "week_start", "trips"];
         let rows = out.result.series.into_iter().map(|w| {
@@ -652,10 +643,7 @@ async fn counts(
     ApiQuery(q): ApiQuery<CountsQuery>,
 ) -> Result<Json<Vec<CountJson>>, ApiError> {
     let by = count_by("by", q.by.as_deref().unwrap_or("region"))?;
-    let rows = ctx
-        .sqlite()
-        .read_async(move |c| store::counts(c, by))
-        .await?;
+    let rows = store::read_async(&ctx.db, move |c| store::counts(c, by)).await?;
     Ok(Json(
         rows.into_iter()
             .map(|(name, trips)| CountJson { name, trips })

@@ -314,12 +314,7 @@ fn listing(ctx: Ctx, filter: Option<TripFilter>, limit: u64) -> Body {
                     limit: u32::try_from(page).unwrap_or(u32::MAX),
                     ..f
                 };
-                match p
-                    .ctx
-                    .sqlite()
-                    .read_async(move |c| store::trips(c, &f))
-                    .await
-                {
+                match store::read_async(&p.ctx.db, move |c| store::trips(c, &f)).await {
                     Ok(rows) => rows,
                     Err(e) => {
                         p.filter = None;
@@ -404,11 +399,7 @@ async fn vehicle(
     let Some(native) = native_id(&id)? else {
         return Err(not_found());
     };
-    let t = s
-        .ctx
-        .sqlite()
-        .read_async(move |c| store::trip(c, native))
-        .await?;
+    let t = store::read_async(&s.ctx.db, move |c| store::trip(c, native)).await?;
     t.map(|t| Json(t.into())).ok_or_else(not_found)
 }
 
@@ -439,11 +430,7 @@ async fn column_count(
     Path(column): Path<String>,
 ) -> Result<Json<ColumnCounts>, ApiError> {
     let by = count_by("column", &column)?;
-    let mut rows = s
-        .ctx
-        .sqlite()
-        .read_async(move |c| store::counts(c, by))
-        .await?;
+    let mut rows = store::read_async(&s.ctx.db, move |c| store::counts(c, by)).await?;
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let data = rows
         .into_iter()
@@ -482,7 +469,7 @@ pub struct WeeklyTripsList {
 #[utoipa::path(get, path = "/vehicles/weekly_trips/region",
     responses((status = 200, body = WeeklyTripsList)))]
 async fn weekly_trips(State(s): State<CompatState>) -> Result<Json<WeeklyTripsList>, ApiError> {
-    let rows = s.ctx.sqlite().read_async(store::region_weeks).await?;
+    let rows = store::read_async(&s.ctx.db, store::region_weeks).await?;
     let data = rows
         .into_iter()
         .map(|(region, w, n)| {
@@ -563,28 +550,25 @@ pub fn pg_numeric_avg(sum: u64, n: u64) -> Option<String> {
 #[utoipa::path(get, path = "/vehicles/weekly_avg_trips/region",
     responses((status = 200, body = WeeklyAvgList)))]
 async fn weekly_avg(State(s): State<CompatState>) -> Result<Json<WeeklyAvgList>, ApiError> {
-    let data = s
-        .ctx
-        .sqlite()
-        .read_async(|c| {
-            let mut data = Vec::new();
-            for (region, _) in store::counts(c, CountBy::Region)? {
-                let req = WeeklyRequest {
-                    area: Area::Region(region.clone()),
-                    mode: WeeksMode::Active,
-                    range: WeekRange::default(),
-                };
-                let out = req.run(c)?;
-                if let Some(avg) = pg_numeric_avg(out.result.trips, out.result.weeks) {
-                    data.push(WeeklyAvg {
-                        freq_avg_weekly_trips: avg,
-                        region,
-                    });
-                }
+    let data = store::read_async(&s.ctx.db, |c| {
+        let mut data = Vec::new();
+        for (region, _) in store::counts(c, CountBy::Region)? {
+            let req = WeeklyRequest {
+                area: Area::Region(region.clone()),
+                mode: WeeksMode::Active,
+                range: WeekRange::default(),
+            };
+            let out = req.run(c)?;
+            if let Some(avg) = pg_numeric_avg(out.result.trips, out.result.weeks) {
+                data.push(WeeklyAvg {
+                    freq_avg_weekly_trips: avg,
+                    region,
+                });
             }
-            Ok::<_, ApiError>(data)
-        })
-        .await?;
+        }
+        Ok::<_, ApiError>(data)
+    })
+    .await?;
     Ok(Json(WeeklyAvgList { data }))
 }
 

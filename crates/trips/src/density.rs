@@ -112,10 +112,10 @@ async fn density(
         .as_deref()
         .map(|b| BBox::parse(b).map_err(|e| ApiError::bad_param("bbox", e)))
         .transpose()?;
-    let cells = ctx
-        .sqlite()
-        .read_async(move |c| store::density(c, end, level, bbox.as_ref(), MAX_CELLS + 1))
-        .await?;
+    let cells = store::read_async(&ctx.db, move |c| {
+        store::density(c, end, level, bbox.as_ref(), MAX_CELLS + 1)
+    })
+    .await?;
     if cells.len() > MAX_CELLS {
         return Err(ApiError::bad_param(
             "level",

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use sluice_core::jobs::{FileResult, FileStatus};
 use sluice_core::ledger::{self, ContentHash, Counts, InputMeta, Outcome};
-use sluice_core::{Ctx, DbError, IngestError, JobHandle, Summary};
+use sluice_core::{Ctx, Database, DbError, IngestError, JobHandle, Summary};
 
 use crate::engine::GroupConfig;
 use crate::parse::Header;
@@ -297,7 +297,7 @@ fn pipelined<R: Read + Send, T>(
     input: &mut Input<R>,
     p: &mut Progress<'_>,
     cfg: GroupConfig,
-    write: impl FnOnce(&Receiver<Chunk>) -> Result<T, IngestError>,
+    write: impl FnOnce(Receiver<Chunk>) -> Result<T, IngestError>,
 ) -> Result<T, IngestError> {
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
@@ -305,9 +305,8 @@ fn pipelined<R: Read + Send, T>(
             .name("trips-parser".into())
             .spawn_scoped(s, move || parse(input, p, cfg, tx))
             .map_err(|e| IngestError::Invalid(format!("cannot start the CSV parser: {e}")))?;
-        let written = write(&rx);
-        // Hang up first, so that a parser blocked on a full channel ends.
-        drop(rx);
+        // `write` hangs up when it returns, so that a parser blocked on a full channel ends.
+        let written = write(rx);
         let parsed = parser
             .join()
             .unwrap_or_else(|_| Err(IngestError::Invalid("the CSV parser panicked".into())));
@@ -318,7 +317,7 @@ fn pipelined<R: Read + Send, T>(
 }
 
 /// Adds one chunk to the writer.
-fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), DbError> {
+fn add(c: &mut dyn store::Sql, w: &mut Writer, chunk: &Chunk) -> Result<(), DbError> {
     w.add_names(c, &chunk.regions, &chunk.sources)?;
     for t in &chunk.trips {
         w.push(c, t)?;
@@ -329,12 +328,7 @@ fn add(c: &rusqlite::Connection, w: &mut Writer, chunk: &Chunk) -> Result<(), Db
 /// Builds the rollups an upgrade left pending (see [`store::complete_levels`]), in one
 /// transaction; a no-op on a database without any.
 pub fn complete_levels(ctx: &Ctx) -> Result<(), DbError> {
-    let built = ctx.sqlite().write(|c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let built = store::complete_levels(&tx)?;
-        tx.commit()?;
-        Ok::<_, DbError>(built)
-    })?;
+    let built = store::write(&ctx.db, |c| store::complete_levels(c))?;
     if built {
         tracing::info!("built the trips rollups of level 1 (1/256°) for the stored trips");
     }
@@ -343,9 +337,8 @@ pub fn complete_levels(ctx: &Ctx) -> Result<(), DbError> {
 
 /// Removes staging loads whose owner no longer runs, each in its own transaction.
 pub fn cleanup(ctx: &Ctx) -> Result<u64, DbError> {
-    let stale = ctx
-        .sqlite()
-        .read(|c| store::stale_loads(c, ctx.sqlite().owner()))?;
+    let owner = ctx.db.owner();
+    let stale = store::read_primary(&ctx.db, |c| store::stale_loads(c, owner))?;
     let mut removed = 0;
     for load in stale {
         removed += discard(ctx, load)?;
@@ -415,10 +408,13 @@ fn ingest_file(
     limits: Limits,
 ) -> Result<Summary, IngestError> {
     let meta = InputMeta::of_file(path).map_err(io_err(path))?;
-    if let Some(previous) = ctx
-        .sqlite()
-        .read(|c| ledger::find_same_content(c, DOMAIN, &meta.hash))?
-    {
+    let previous = match &ctx.db {
+        Database::Sqlite(db) => db.read(|c| ledger::find_same_content(c, DOMAIN, &meta.hash))?,
+        Database::Postgres(pg) => {
+            pg.read_primary(|tx| ledger::postgres::find_same_content(tx, DOMAIN, &meta.hash))?
+        }
+    };
+    if let Some(previous) = previous {
         job.add_done(meta.size);
         return Ok(Progress::new(job, summary, &meta.name).duplicate(meta.size, &previous));
     }
@@ -465,13 +461,9 @@ fn load_input(
             return Ok(p.done(FileStatus::Rejected, bytes, Some(why)));
         }
     };
-    let load = ctx.sqlite().write(|c| {
-        let tx = c.transaction()?;
-        let load = store::create_load(&tx, ctx.sqlite().owner().id(), name, cfg)?;
-        tx.commit()?;
-        Ok::<_, DbError>(load)
-    })?;
-    let mut w = ctx.sqlite().read(|c| Writer::new(c, load, cfg))?;
+    let owner = ctx.db.owner().id();
+    let load = store::write(&ctx.db, |c| store::create_load(c, owner, name, cfg))?;
+    let mut w = store::read_primary(&ctx.db, |c| Writer::new(c, load, cfg))?;
     w.set_batch_rows(limits.batch_rows);
     let result = pipelined(&mut input, &mut p, cfg, |rx| {
         stream_batches(ctx, &mut w, rx, limits.spill_keys)
@@ -496,18 +488,30 @@ fn load_input(
             accepted: p.file.rows_accepted,
             rejected: p.file.rows_rejected,
         };
-        ctx.sqlite().write(|conn| {
-            ledger::ingest_atomically(conn, DOMAIN, &meta, Some(job.id()), |tx, file_id, old| {
-                if let Some(old) = old {
-                    if let Some(old_load) = store::load_of_file(tx, old.0)? {
-                        store::remove_load(tx, old_load)?;
-                    }
+        // Replaces the input's previous load, if any, and completes this one.
+        let mut complete = |c: &mut dyn store::Sql, file_id: i64, old: Option<i64>| {
+            if let Some(old) = old {
+                if let Some(old_load) = store::load_of_file(c, old)? {
+                    store::remove_load(c, old_load)?;
                 }
-                w.roll_up(tx)?;
-                store::finish_load(tx, load, file_id.0)?;
-                Ok::<_, IngestError>(counts)
-            })
-        })
+            }
+            w.roll_up(c)?;
+            store::finish_load(c, load, file_id)?;
+            Ok::<_, IngestError>(counts)
+        };
+        let job = Some(job.id());
+        match &ctx.db {
+            Database::Sqlite(db) => db.write(|conn| {
+                ledger::ingest_atomically(conn, DOMAIN, &meta, job, |tx, file_id, old| {
+                    complete(&mut { &**tx }, file_id.0, old.map(|o| o.0))
+                })
+            }),
+            Database::Postgres(pg) => pg.write(|tx| {
+                ledger::postgres::ingest_atomically(tx, DOMAIN, &meta, job, |tx, file_id, old| {
+                    complete(tx, file_id.0, old.map(|o| o.0))
+                })
+            }),
+        }
     });
     let bytes = input.bytes();
     p.report(bytes);
@@ -526,37 +530,33 @@ fn load_input(
 
 /// Removes a load in a transaction of its own; returns the trips removed.
 fn discard(ctx: &Ctx, load: LoadId) -> Result<u64, DbError> {
-    ctx.sqlite().write(|c| {
-        let tx = c.transaction()?;
-        let n = store::remove_load(&tx, load)?;
-        tx.commit()?;
-        Ok(n)
-    })
+    store::write(&ctx.db, |c| store::remove_load(c, load))
 }
 
 /// Writes the chunks of a stream, committing after each batch written.
 fn stream_batches(
     ctx: &Ctx,
     w: &mut Writer,
-    rx: &Receiver<Chunk>,
+    rx: Receiver<Chunk>,
     spill_keys: usize,
 ) -> Result<(), IngestError> {
+    // Shared with the database's thread (PostgreSQL's work leaves the async runtime's).
+    let rx = std::sync::Mutex::new(rx);
     let mut ended = false;
     while !ended {
-        ctx.sqlite().write(|c| {
-            let tx = c.transaction()?;
+        store::write(&ctx.db, |c| {
             let batches = w.batches();
             while w.batches() == batches {
-                let Ok(chunk) = rx.recv() else {
+                let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(chunk) = next else {
                     ended = true;
                     break;
                 };
-                add(&tx, w, &chunk)?;
+                add(c, w, &chunk)?;
             }
             if !ended && w.rollup_keys() > spill_keys {
-                w.roll_up(&tx)?;
+                w.roll_up(c)?;
             }
-            tx.commit()?;
             Ok::<_, DbError>(())
         })?;
     }

@@ -98,6 +98,9 @@ impl Domain for TripsDomain {
     fn migrations(&self) -> Vec<Migration> {
         store::migrations()
     }
+    fn postgres_migrations(&self) -> Option<Vec<Migration>> {
+        Some(store::postgres_migrations())
+    }
     fn router(&self, ctx: Ctx) -> axum::Router {
         // Rollups an upgrade left to build, and rows of streams whose process died, which
         // stay visible until removed: both at start, off the caller's thread (no-ops when

@@ -151,16 +151,14 @@ fn boxes_match_brute_force() {
                 Match::Both,
                 Match::Either,
             ] {
-                let got = ctx
-                    .sqlite()
-                    .read(|conn| store::weekly_bbox(conn, &b, m, range))
-                    .unwrap();
+                let got =
+                    store::read(&ctx.db, |conn| store::weekly_bbox(conn, &b, m, range)).unwrap();
                 prop_assert_eq!(got, brute(&trips, None, &b, m, range), "{:?} {:?}", b, m);
                 let region = &regions[usize::from(how) % regions.len()];
-                let got = ctx
-                    .sqlite()
-                    .read(|conn| store::weekly_region_bbox(conn, region, &b, m, range))
-                    .unwrap();
+                let got = store::read(&ctx.db, |conn| {
+                    store::weekly_region_bbox(conn, region, &b, m, range)
+                })
+                .unwrap();
                 let want = brute(&trips, Some(region), &b, m, range);
                 prop_assert_eq!(got, want, "{} {:?} {:?}", region, b, m);
             }
@@ -178,10 +176,10 @@ fn boxes_match_brute_force() {
             Match::Both,
             Match::Either,
         ] {
-            let got = ctx
-                .sqlite()
-                .read(|conn| store::weekly_bbox(conn, &b, m, WeekRange::default()))
-                .unwrap();
+            let got = store::read(&ctx.db, |conn| {
+                store::weekly_bbox(conn, &b, m, WeekRange::default())
+            })
+            .unwrap();
             assert_eq!(
                 got,
                 brute(&trips, None, &b, m, WeekRange::default()),
@@ -199,8 +197,7 @@ fn boxes_match_brute_force() {
             .collect()
     };
     let list = |f: TripFilter| -> Vec<i64> {
-        ctx.sqlite()
-            .read(|c| store::trips(c, &f))
+        store::read(&ctx.db, |c| store::trips(c, &f))
             .unwrap()
             .iter()
             .map(|t| t.id)
@@ -245,7 +242,9 @@ fn boxes_match_brute_force() {
     // An exact origin goes through its cell's block; every trip is found by its id.
     for id in [1, 699, 700, 701, 3333, 6002, 6003, 6102] {
         let t = &trips[id as usize - 1];
-        let got = ctx.sqlite().read(|c| store::trip(c, id)).unwrap().unwrap();
+        let got = store::read(&ctx.db, |c| store::trip(c, id))
+            .unwrap()
+            .unwrap();
         assert_eq!((got.origin_lon, got.origin_lat), t.o);
         assert_eq!((got.destination_lon, got.destination_lat), t.d);
         // Its full text, and its text less the last digit (as the replaced system printed it).
@@ -262,9 +261,7 @@ fn boxes_match_brute_force() {
             assert!(list(by_origin).contains(&id), "trip {id} by its origin");
         }
     }
-    assert!(ctx
-        .sqlite()
-        .read(|c| store::trip(c, 6103))
+    assert!(store::read(&ctx.db, |c| store::trip(c, 6103))
         .unwrap()
         .is_none());
 }

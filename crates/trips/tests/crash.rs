@@ -80,13 +80,13 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
         accepted
     );
     for level in [1, 8] {
-        let cells: u64 = ctx
-            .sqlite()
-            .read(|c| store::density(c, End::Destination, level, None, usize::MAX))
-            .unwrap()
-            .iter()
-            .map(|c| c.2)
-            .sum();
+        let cells: u64 = store::read(&ctx.db, |c| {
+            store::density(c, End::Destination, level, None, usize::MAX)
+        })
+        .unwrap()
+        .iter()
+        .map(|c| c.2)
+        .sum();
         assert_eq!(cells, accepted, "level {level}");
     }
     assert_eq!(
@@ -98,10 +98,7 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
     );
     // Group datasource counts were subtracted as exactly as the group sizes.
     let cfg = sluice_trips::group_config(ctx).unwrap();
-    let groups = ctx
-        .sqlite()
-        .read(|c| store::groups(c, cfg, None, 0, u32::MAX, 0))
-        .unwrap();
+    let groups = store::read(&ctx.db, |c| store::groups(c, cfg, None, 0, u32::MAX, 0)).unwrap();
     let by_source: u64 = groups.iter().flat_map(|g| g.datasources.values()).sum();
     assert_eq!(by_source, accepted);
     let world = sluice_trips::engine::BBox::parse("-180,-90,180,90").unwrap();
@@ -109,12 +106,12 @@ fn assert_one_copy(ctx: &sluice_core::Ctx, accepted: u64) {
         sluice_trips::engine::Match::Both,
         sluice_trips::engine::Match::Either,
     ] {
-        let n: u64 = ctx
-            .sqlite()
-            .read(|c| store::weekly_bbox(c, &world, m, WeekRange::default()))
-            .unwrap()
-            .values()
-            .sum();
+        let n: u64 = store::read(&ctx.db, |c| {
+            store::weekly_bbox(c, &world, m, WeekRange::default())
+        })
+        .unwrap()
+        .values()
+        .sum();
         assert_eq!(n, accepted, "{m:?}");
     }
 }

@@ -10,14 +10,10 @@ const STAGING: &str = "SELECT count(*) FROM trips_load WHERE state = 'staging'";
 
 fn stage_one(ctx: &sluice_core::Ctx) -> store::LoadId {
     let cfg = sluice_trips::group_config(ctx).unwrap();
-    ctx.sqlite()
-        .write(|c| {
-            let tx = c.transaction()?;
-            let load = store::create_load(&tx, ctx.sqlite().owner().id(), "in-progress.csv", cfg)?;
-            tx.commit()?;
-            Ok::<_, sluice_core::DbError>(load)
-        })
-        .unwrap()
+    store::write(&ctx.db, |c| {
+        store::create_load(c, ctx.db.owner().id(), "in-progress.csv", cfg)
+    })
+    .unwrap()
 }
 
 #[test]

@@ -31,10 +31,10 @@ fn answers(ctx: &sluice_core::Ctx) -> Answers {
                 Match::Both,
                 Match::Either,
             ] {
-                let got = ctx
-                    .sqlite()
-                    .read(|c| store::weekly_bbox(c, &b, m, WeekRange::default()))
-                    .unwrap();
+                let got = store::read(&ctx.db, |c| {
+                    store::weekly_bbox(c, &b, m, WeekRange::default())
+                })
+                .unwrap();
                 out.push(got);
             }
         }

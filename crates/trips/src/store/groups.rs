@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::read::{scan_blocks, Names, TripOut};
 use super::writer::keyed;
-use super::Result;
+use super::{GroupQuery, GroupRow, Result, Sql};
 use crate::batch::{End, Tally, TripRec};
 use crate::engine::{self, GroupConfig, GroupKey};
 
@@ -34,40 +33,33 @@ pub struct GroupOut {
     sources: Vec<u8>,
 }
 
-fn group_row(r: &rusqlite::Row<'_>, cfg: GroupConfig) -> rusqlite::Result<GroupOut> {
-    let o: i64 = r.get(2)?;
-    let d: i64 = r.get(3)?;
-    let bucket: u32 = r.get(4)?;
-    let (bucket_start, bucket_end) = cfg.bucket_span(bucket);
+fn group_out(r: GroupRow, cfg: GroupConfig) -> GroupOut {
+    let (bucket_start, bucket_end) = cfg.bucket_span(r.bucket);
     let center = |c: i64| engine::h3_center(c as u64).map_or([0.0, 0.0], |(x, y)| [x, y]);
-    Ok(GroupOut {
-        id: r.get(0)?,
-        region: r.get(1)?,
-        trips: r.get::<_, i64>(5)? as u64,
-        origin_cell: format!("{:x}", o as u64),
-        origin_center: center(o),
-        destination_cell: format!("{:x}", d as u64),
-        destination_center: center(d),
-        bucket,
+    GroupOut {
+        id: r.id,
+        region: r.region,
+        trips: r.n as u64,
+        origin_cell: format!("{:x}", r.o_h3 as u64),
+        origin_center: center(r.o_h3),
+        destination_cell: format!("{:x}", r.d_h3 as u64),
+        destination_center: center(r.d_h3),
+        bucket: r.bucket,
         bucket_start,
         bucket_end,
         datasources: BTreeMap::new(),
         key: GroupKey {
-            region: r.get(6)?,
-            o_h3: o as u64,
-            d_h3: d as u64,
-            bucket,
+            region: r.region_id,
+            o_h3: r.o_h3 as u64,
+            d_h3: r.d_h3 as u64,
+            bucket: r.bucket,
         },
-        sources: r.get(7)?,
-    })
+        sources: r.sources,
+    }
 }
 
-const GROUP_SELECT: &str =
-    "SELECT g.id, r.name, g.o_h3, g.d_h3, g.bucket, g.n, g.region_id, g.sources
-    FROM trips_group g JOIN trips_region r ON r.id = g.region_id";
-
 /// Names the datasources of groups.
-fn with_sources(c: &Connection, mut groups: Vec<GroupOut>) -> Result<Vec<GroupOut>> {
+fn with_sources(c: &mut dyn Sql, mut groups: Vec<GroupOut>) -> Result<Vec<GroupOut>> {
     let names = Names::load(c)?;
     for g in &mut groups {
         g.datasources = Tally::decode(&g.sources)
@@ -82,51 +74,39 @@ fn with_sources(c: &Connection, mut groups: Vec<GroupOut>) -> Result<Vec<GroupOu
 
 /// Groups of the current configuration, largest first.
 pub fn groups(
-    c: &Connection,
+    c: &mut dyn Sql,
     cfg: GroupConfig,
     region: Option<&str>,
     min_size: u64,
     limit: u32,
     offset: u64,
 ) -> Result<Vec<GroupOut>> {
-    let mut stmt = c.prepare_cached(&format!(
-        "{GROUP_SELECT} WHERE g.h3_resolution = ?1 AND g.bucket_minutes = ?2
-           AND (?3 IS NULL OR r.name = ?3) AND g.n >= ?4
-         ORDER BY g.n DESC, g.id LIMIT ?5 OFFSET ?6"
-    ))?;
-    let groups = stmt
-        .query_map(
-            params![
-                u8::from(cfg.resolution),
-                cfg.bucket_minutes,
-                region,
-                min_size as i64,
-                limit,
-                offset as i64
-            ],
-            |r| group_row(r, cfg),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let groups = c
+        .groups(&GroupQuery {
+            resolution: u8::from(cfg.resolution),
+            bucket_minutes: cfg.bucket_minutes,
+            region,
+            min_size: min_size as i64,
+            limit,
+            offset: offset as i64,
+        })?
+        .into_iter()
+        .map(|r| group_out(r, cfg))
+        .collect();
     with_sources(c, groups)
 }
 
 /// One group of the current configuration.
-pub fn group(c: &Connection, cfg: GroupConfig, id: i64) -> Result<Option<GroupOut>> {
+pub fn group(c: &mut dyn Sql, cfg: GroupConfig, id: i64) -> Result<Option<GroupOut>> {
     let g = c
-        .query_row(
-            &format!(
-                "{GROUP_SELECT} WHERE g.id = ?1 AND g.h3_resolution = ?2 AND g.bucket_minutes = ?3"
-            ),
-            params![id, u8::from(cfg.resolution), cfg.bucket_minutes],
-            |r| group_row(r, cfg),
-        )
-        .optional()?;
+        .group(id, u8::from(cfg.resolution), cfg.bucket_minutes)?
+        .map(|r| group_out(r, cfg));
     Ok(with_sources(c, g.into_iter().collect())?.pop())
 }
 
 /// Trips of a group in id order: raw trips under the origin cell's box, keyed again.
 pub fn group_trips(
-    c: &Connection,
+    c: &mut dyn Sql,
     cfg: GroupConfig,
     g: &GroupOut,
     after: Option<i64>,

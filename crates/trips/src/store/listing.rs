@@ -3,10 +3,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection};
-
 use super::read::{for_each_trip, read_by_offsets, scan_blocks, Names, TripOut};
-use super::Result;
+use super::{BatchRow, Dict, Result, Sql};
 use crate::batch::{End, Tally, TripRec};
 use crate::engine::{self, BBox};
 use crate::parse::{Point, Timestamp};
@@ -101,7 +99,7 @@ const LISTING_PROBES: usize = 128;
 /// Trips in id order after the cursor. Batches are read in id order: with both origin
 /// coordinates through that cell's block; otherwise trip by trip first (enough when matches
 /// are frequent), then whole.
-pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
+pub fn trips(c: &mut dyn Sql, f: &TripFilter) -> Result<Vec<TripOut>> {
     let names = Names::load(c)?;
     let lookup = |map: &HashMap<u16, String>, name: &Option<String>| match name {
         None => Some(None),
@@ -133,18 +131,18 @@ pub fn trips(c: &Connection, f: &TripFilter) -> Result<Vec<TripOut>> {
         return Ok(Vec::new());
     }
     let limit = f.limit as usize;
-    let mut stmt = c.prepare_cached(
-        "SELECT id, first_id, n, ts_min, ts_max FROM trips_batch
-         WHERE visible AND first_id + n > ?1 ORDER BY first_id",
-    )?;
-    let mut rows = stmt.query([after + 1])?;
     let mut out: Vec<TripOut> = Vec::new();
-    while let Some(r) = rows.next()? {
+    for batch in c.batches_from(after + 1)? {
         if out.len() >= limit {
             break;
         }
-        let (batch_id, first_id, n, ts_min, ts_max): (i64, i64, i64, i64, i64) =
-            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        let BatchRow {
+            id: batch_id,
+            first_id,
+            n,
+            ts_min,
+            ts_max,
+        } = batch;
         if f.from.is_some_and(|t| ts_max < t.secs()) || f.to.is_some_and(|t| ts_min >= t.secs()) {
             continue;
         }
@@ -192,18 +190,15 @@ pub enum CountBy {
 }
 
 /// Trip counts per name, largest first.
-pub fn counts(c: &Connection, by: CountBy) -> Result<Vec<(String, u64)>> {
-    let sql = match by {
-        CountBy::Region => "SELECT name, n FROM trips_region WHERE n > 0 ORDER BY n DESC, name",
-        CountBy::Datasource => {
-            "SELECT name, n FROM trips_datasource WHERE n > 0 ORDER BY n DESC, name"
-        }
+pub fn counts(c: &mut dyn Sql, by: CountBy) -> Result<Vec<(String, u64)>> {
+    let dict = match by {
+        CountBy::Region => Dict::Region,
+        CountBy::Datasource => Dict::Datasource,
     };
-    let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    Ok(c.dict_counts(dict)?
+        .into_iter()
+        .map(|(name, n)| (name, n as u64))
+        .collect())
 }
 
 /// Trips per level-`level` rollup cell of one end over all weeks, as (column, row, trips) on
@@ -211,7 +206,7 @@ pub fn counts(c: &Connection, by: CountBy) -> Result<Vec<(String, u64)>> {
 /// The rollups change only in the transaction that makes their batches visible, so this
 /// counts exactly the visible trips.
 pub fn density(
-    c: &Connection,
+    c: &mut dyn Sql,
     end: End,
     level: u32,
     bbox: Option<&BBox>,
@@ -234,22 +229,14 @@ pub fn density(
         Some(_) => (engine::morton(lo.0, lo.1), engine::morton(hi.0, hi.1)),
         None => (0, i64::MAX),
     };
-    let mut stmt = c.prepare_cached(
-        "SELECT cell, weeks FROM trips_cell
-         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4 ORDER BY cell",
-    )?;
-    let mut rows = stmt.query(params![end as i64, level, code_lo, code_hi])?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let (x, y) = engine::unmorton(r.get(0)?);
+    c.cells(end, level, (code_lo, code_hi), &mut |cell, weeks| {
+        let (x, y) = engine::unmorton(cell);
         if (lo.0..=hi.0).contains(&x) && (lo.1..=hi.1).contains(&y) {
-            let weeks = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             let trips: i64 = Tally::decode(weeks).map(|(_, n)| n).sum();
             out.push((x, y, trips as u64));
-            if out.len() >= limit {
-                break;
-            }
         }
-    }
+        out.len() < limit
+    })?;
     Ok(out)
 }

@@ -3,12 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{params, Connection};
-
 use super::listing::{trips, TripFilter};
 use super::read::scan_blocks;
 use super::rollup::rollup_levels;
-use super::Result;
+use super::{Result, Sql};
 use crate::batch::{DestRec, End, Tally, TripRec};
 use crate::engine::{self, BBox, Relation, Week, PAIR_LEVEL};
 use crate::parse::Point;
@@ -33,61 +31,35 @@ impl WeekRange {
 }
 
 /// The first and last week holding any trip.
-pub fn dataset_weeks(c: &Connection) -> Result<Option<(Week, Week)>> {
-    let (a, b): (Option<i64>, Option<i64>) = c.query_row(
-        "SELECT min(week), max(week) FROM trips_region_week WHERE n > 0",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+pub fn dataset_weeks(c: &mut dyn Sql) -> Result<Option<(Week, Week)>> {
+    let (a, b) = c.week_span()?;
     Ok(a.zip(b).map(|(a, b)| (Week(a), Week(b))))
 }
 
 /// Trips per region and week (compat `weekly_trips`), ordered by week then region.
-pub fn region_weeks(c: &Connection) -> Result<Vec<(String, Week, u64)>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT r.name, w.week, w.n FROM trips_region_week w
-         JOIN trips_region r ON r.id = w.region_id WHERE w.n > 0 ORDER BY w.week, r.name",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((r.get(0)?, Week(r.get(1)?), r.get::<_, i64>(2)? as u64))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+pub fn region_weeks(c: &mut dyn Sql) -> Result<Vec<(String, Week, u64)>> {
+    Ok(c.region_weeks()?
+        .into_iter()
+        .map(|(name, week, n)| (name, Week(week), n as u64))
+        .collect())
 }
 
 /// Weekly counts of a region (`None`: every region). An unknown region has no weeks.
 pub fn weekly_region(
-    c: &Connection,
+    c: &mut dyn Sql,
     region: Option<&str>,
     range: WeekRange,
 ) -> Result<BTreeMap<Week, u64>> {
-    let mut stmt = c.prepare_cached(
-        "SELECT w.week, sum(w.n) FROM trips_region_week w JOIN trips_region r ON r.id = w.region_id
-         WHERE (?1 IS NULL OR r.name = ?1) AND w.week BETWEEN ?2 AND ?3 GROUP BY w.week",
-    )?;
-    let rows = stmt
-        .query_map(params![region, range.lo(), range.hi()], |r| {
-            Ok((Week(r.get(0)?), r.get::<_, i64>(1)? as u64))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+    Ok(c.weekly_region(region, range.lo(), range.hi())?
+        .into_iter()
+        .map(|(week, n)| (Week(week), n as u64))
+        .collect())
 }
 
-fn has_data(c: &Connection, end: End) -> Result<impl FnMut(u32, i64) -> bool + '_> {
-    let mut stmt = c.prepare_cached(
-        "SELECT 1 FROM trips_cell WHERE end_ = ?1 AND level = ?2 AND cell = ?3 LIMIT 1",
-    )?;
+fn cover(c: &mut dyn Sql, bbox: &BBox, end: End, min_level: u32) -> engine::Cover {
     // A failing probe answers "maybe", which only costs time, never exactness.
-    Ok(move |level: u32, cell: i64| {
-        stmt.exists(params![end as i64, level, cell])
-            .unwrap_or(true)
-    })
-}
-
-fn cover(c: &Connection, bbox: &BBox, end: End, min_level: u32) -> Result<engine::Cover> {
-    let mut probe = has_data(c, end)?;
-    Ok(engine::cover(bbox, min_level, &mut probe))
+    let mut probe = |level: u32, cell: i64| c.has_cell(end, level, cell).unwrap_or(true);
+    engine::cover(bbox, min_level, &mut probe)
 }
 
 /// Widest span of weeks counted in a vector; weeks further out (only in absurd data) go to
@@ -144,7 +116,7 @@ impl WeekCounts {
 }
 
 fn scan_origins(
-    c: &Connection,
+    c: &mut dyn Sql,
     ranges: &[(i64, i64)],
     range: WeekRange,
     mut f: impl FnMut(&TripRec, Week),
@@ -159,7 +131,7 @@ fn scan_origins(
 }
 
 fn scan_dests(
-    c: &Connection,
+    c: &mut dyn Sql,
     ranges: &[(i64, i64)],
     range: WeekRange,
     mut f: impl FnMut(&DestRec),
@@ -177,17 +149,13 @@ fn scan_dests(
 /// read level by level, top down, one range per cut cell (its 16 children), so a query
 /// costs one read per cut cell and never visits cells without trips.
 fn end_cover(
-    c: &Connection,
+    c: &mut dyn Sql,
     bbox: &BBox,
     end: End,
     range: WeekRange,
     out: &mut WeekCounts,
 ) -> Result<Vec<(i64, i64)>> {
     let levels = rollup_levels(c)?;
-    let mut stmt = c.prepare_cached(
-        "SELECT cell, weeks FROM trips_cell
-         WHERE end_ = ?1 AND level = ?2 AND cell BETWEEN ?3 AND ?4",
-    )?;
     let top = *levels.end();
     // Every cell meeting the box lies between its corners' codes (Morton order is
     // monotone in both coordinates).
@@ -199,22 +167,18 @@ fn end_cover(
     let mut raw = Vec::new();
     for level in levels.clone().rev() {
         let mut next = Vec::new();
-        for (a, z) in cut {
-            let mut rows = stmt.query(params![end as i64, level, a, z])?;
-            while let Some(r) = rows.next()? {
-                let cell: i64 = r.get(0)?;
+        for span in cut {
+            c.cells(end, level, span, &mut |cell, weeks| {
                 match bbox.classify(level, cell) {
-                    Relation::Inside => out.add_tally(
-                        r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
-                        range,
-                    ),
+                    Relation::Inside => out.add_tally(weeks, range),
                     Relation::Cut if level > *levels.start() => {
                         next.push((cell << 4, (cell << 4) | 15))
                     }
                     Relation::Cut => engine::raw_ranges(bbox, level, cell, &mut raw),
                     Relation::Outside => {}
                 }
-            }
+                true
+            })?;
         }
         cut = next;
     }
@@ -223,7 +187,7 @@ fn end_cover(
 
 /// Weekly counts of trips whose `end` lies in `bbox`: rollups for inside cells, raw trips
 /// for the cut ones.
-fn weekly_end(c: &Connection, bbox: &BBox, end: End, range: WeekRange) -> Result<WeekCounts> {
+fn weekly_end(c: &mut dyn Sql, bbox: &BBox, end: End, range: WeekRange) -> Result<WeekCounts> {
     let mut out = WeekCounts::default();
     let raw = end_cover(c, bbox, end, range, &mut out)?;
     let mut count = |p: Point, week: Week| {
@@ -242,7 +206,7 @@ fn weekly_end(c: &Connection, bbox: &BBox, end: End, range: WeekRange) -> Result
 /// destinations in the inclusive cell range `d`: destination cells inside count, cut ones
 /// are refined one level down, and at the pair level left to the raw scan.
 fn both_pairs(
-    c: &Connection,
+    c: &mut dyn Sql,
     bbox: &BBox,
     level: u32,
     o: (i64, i64),
@@ -251,26 +215,18 @@ fn both_pairs(
     out: &mut WeekCounts,
 ) -> Result<()> {
     let mut cut = BTreeSet::new();
-    {
-        let mut stmt = c.prepare_cached(
-            "SELECT o_cell, d_cell, weeks FROM trips_pair
-             WHERE level = ?1 AND o_cell BETWEEN ?2 AND ?3 AND d_cell BETWEEN ?4 AND ?5",
-        )?;
-        let mut rows = stmt.query(params![level, o.0, o.1, d.0, d.1])?;
-        while let Some(r) = rows.next()? {
-            let (oc, dc): (i64, i64) = (r.get(0)?, r.get(1)?);
-            match bbox.classify(level, dc) {
-                Relation::Inside => out.add_tally(
-                    r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?,
-                    range,
-                ),
-                Relation::Cut if level > PAIR_LEVEL => {
-                    cut.insert((oc, dc));
-                }
-                _ => {}
+    c.pairs(
+        level,
+        o,
+        d,
+        &mut |oc, dc, weeks| match bbox.classify(level, dc) {
+            Relation::Inside => out.add_tally(weeks, range),
+            Relation::Cut if level > PAIR_LEVEL => {
+                cut.insert((oc, dc));
             }
-        }
-    }
+            _ => {}
+        },
+    )?;
     for (oc, dc) in cut {
         let children = |x: i64| (x << 4, (x << 4) | 15);
         both_pairs(c, bbox, level - 1, children(oc), children(dc), range, out)?;
@@ -281,9 +237,9 @@ fn both_pairs(
 /// Weekly counts of trips with both ends in `bbox`: the pair rollups where both pair-level
 /// cells are inside, raw trips where either end's pair-level cell is cut (each trip is
 /// counted by exactly one of the three parts).
-fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<WeekCounts> {
-    let o_cover = cover(c, bbox, End::Origin, PAIR_LEVEL)?;
-    let d_cover = cover(c, bbox, End::Destination, PAIR_LEVEL)?;
+fn weekly_both(c: &mut dyn Sql, bbox: &BBox, range: WeekRange) -> Result<WeekCounts> {
+    let o_cover = cover(c, bbox, End::Origin, PAIR_LEVEL);
+    let d_cover = cover(c, bbox, End::Destination, PAIR_LEVEL);
     let mut out = WeekCounts::default();
     // Destination records name their origin's pair-level cell; few distinct ones occur.
     let mut inside_memo: rustc_hash::FxHashMap<i64, bool> = Default::default();
@@ -323,7 +279,7 @@ fn weekly_both(c: &Connection, bbox: &BBox, range: WeekRange) -> Result<WeekCoun
 
 /// Weekly counts of trips matching `bbox` under `mode`.
 pub fn weekly_bbox(
-    c: &Connection,
+    c: &mut dyn Sql,
     bbox: &BBox,
     mode: engine::Match,
     range: WeekRange,
@@ -353,7 +309,7 @@ pub fn weekly_bbox(
 /// not per region and box, so this reads the region's trips (page by page in id order, as
 /// the listing does): exact, at a cost that grows with the region's size.
 pub fn weekly_region_bbox(
-    c: &Connection,
+    c: &mut dyn Sql,
     region: &str,
     bbox: &BBox,
     mode: engine::Match,

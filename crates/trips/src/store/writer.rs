@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection};
 use sluice_core::DbError;
 
 use super::rollup::apply;
-use super::{LoadId, Result};
+use super::{Dict, LoadId, Result, Sql};
 use crate::batch::{self, TripRec, BATCH_ROWS};
 use crate::engine::{self, Deltas, GroupConfig, GroupKey, Keyed, Week};
 use crate::parse::{Point, Timestamp};
@@ -91,12 +90,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(c: &Connection, load: LoadId, cfg: GroupConfig) -> Result<Self> {
+    pub fn new(c: &mut dyn Sql, load: LoadId, cfg: GroupConfig) -> Result<Self> {
         Ok(Writer {
             cfg,
             load,
-            regions: pairs(c, "SELECT name, id FROM trips_region")?,
-            sources: pairs(c, "SELECT name, id FROM trips_datasource")?,
+            regions: by_name(c, Dict::Region)?,
+            sources: by_name(c, Dict::Datasource)?,
             region_ids: Vec::new(),
             source_ids: Vec::new(),
             batches: 0,
@@ -116,7 +115,7 @@ impl Writer {
     /// Interns names the parser saw first, in the order of its ids.
     pub fn add_names(
         &mut self,
-        c: &Connection,
+        c: &mut dyn Sql,
         regions: &[String],
         sources: &[String],
     ) -> Result<()> {
@@ -132,7 +131,7 @@ impl Writer {
     }
 
     /// Adds one trip, first writing the batch in memory if it is full.
-    pub fn push(&mut self, c: &Connection, t: &Prepared) -> Result<()> {
+    pub fn push(&mut self, c: &mut dyn Sql, t: &Prepared) -> Result<()> {
         if self.recs.len() >= self.batch_rows {
             self.write_batch(c)?;
         }
@@ -171,47 +170,15 @@ impl Writer {
     }
 
     /// Writes the trips in memory as one batch, not yet visible.
-    pub fn write_batch(&mut self, c: &Connection) -> Result<()> {
+    pub fn write_batch(&mut self, c: &mut dyn Sql) -> Result<()> {
         if self.recs.is_empty() {
             return Ok(());
         }
         batch::build(&self.recs, &self.cells, &mut self.built);
-        let first_id: i64 = c.query_row(
-            "SELECT coalesce(max(first_id + n), 1) FROM trips_batch",
-            [],
-            |r| r.get(0),
-        )?;
-        let (ts_min, ts_max) = self.recs.iter().fold((i64::MAX, i64::MIN), |(a, b), r| {
+        let ts = self.recs.iter().fold((i64::MAX, i64::MIN), |(a, b), r| {
             (a.min(r.ts.secs()), b.max(r.ts.secs()))
         });
-        let built = &self.built;
-        c.execute(
-            "INSERT INTO trips_batch (load_id, first_id, n, visible, ts_min, ts_max, pos)
-             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
-            params![
-                self.load.0,
-                first_id,
-                self.recs.len() as i64,
-                ts_min,
-                ts_max,
-                built.pos
-            ],
-        )?;
-        let batch_id = c.last_insert_rowid();
-        let mut stmt = c.prepare_cached(
-            "INSERT INTO trips_block (end_, cell, batch_id, start, dir, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for b in &built.blocks {
-            stmt.execute(params![
-                b.end as i64,
-                b.cell,
-                batch_id,
-                b.start,
-                b.dir,
-                built.data(b)
-            ])?;
-        }
+        c.insert_batch(self.load, self.recs.len() as i64, ts, &self.built)?;
         self.recs.clear();
         self.cells.clear();
         self.batches += 1;
@@ -220,14 +187,10 @@ impl Writer {
 
     /// Writes what is in memory, adds the load's rollup deltas and makes its batches
     /// visible, all in the caller's transaction.
-    pub fn roll_up(&mut self, c: &Connection) -> Result<()> {
+    pub fn roll_up(&mut self, c: &mut dyn Sql) -> Result<()> {
         self.write_batch(c)?;
         apply(c, &std::mem::take(&mut self.deltas), self.cfg, 1)?;
-        c.execute(
-            "UPDATE trips_batch SET visible = 1 WHERE load_id = ?1 AND NOT visible",
-            [self.load.0],
-        )?;
-        Ok(())
+        c.make_visible(self.load)
     }
 }
 
@@ -237,45 +200,39 @@ pub(super) fn keyed(r: &TripRec, h3: &mut engine::H3Cache) -> Keyed {
     Prepared::new(h3, region, ds, r.ts, r.origin, r.destination).keyed(r.region, r.datasource)
 }
 
-/// The two columns of every row of `sql`, as a map (dictionaries, both ways).
-pub(super) fn pairs<K, V>(c: &Connection, sql: &str) -> Result<HashMap<K, V>>
-where
-    K: rusqlite::types::FromSql + std::hash::Hash + Eq,
-    V: rusqlite::types::FromSql,
-{
-    let mut stmt = c.prepare_cached(sql)?;
-    let map = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(map)
+/// A dictionary by name.
+fn by_name(c: &mut dyn Sql, dict: Dict) -> Result<HashMap<String, u16>> {
+    c.names(dict)?
+        .into_iter()
+        .map(|(id, name)| Ok((name, dict_id(dict, id, "")?)))
+        .collect()
 }
 
-/// The two dictionaries (an allow-list of table names).
-#[derive(Clone, Copy)]
-enum Dict {
-    Region,
-    Datasource,
-}
-
-/// The id of a dictionary name, created on first sight. Ids are `u16` in the blobs.
-fn intern(c: &Connection, cache: &mut HashMap<String, u16>, dict: Dict, name: &str) -> Result<u16> {
-    if let Some(&id) = cache.get(name) {
-        return Ok(id);
-    }
-    let (sql, what) = match dict {
-        Dict::Region => ("INSERT INTO trips_region (name) VALUES (?1)", "regions"),
-        Dict::Datasource => (
-            "INSERT INTO trips_datasource (name) VALUES (?1)",
-            "datasources",
-        ),
-    };
-    c.execute(sql, [name])?;
-    let id = u16::try_from(c.last_insert_rowid()).map_err(|_| {
+/// A dictionary id as the blobs hold it (`u16`).
+fn dict_id(dict: Dict, id: i64, name: &str) -> Result<u16> {
+    u16::try_from(id).map_err(|_| {
+        let what = match dict {
+            Dict::Region => "regions",
+            Dict::Datasource => "datasources",
+        };
         DbError::Task(format!(
             "more than {} distinct {what} (at `{name}`)",
             u16::MAX
         ))
-    })?;
+    })
+}
+
+/// The id of a dictionary name, created on first sight.
+fn intern(
+    c: &mut dyn Sql,
+    cache: &mut HashMap<String, u16>,
+    dict: Dict,
+    name: &str,
+) -> Result<u16> {
+    if let Some(&id) = cache.get(name) {
+        return Ok(id);
+    }
+    let id = dict_id(dict, c.intern(dict, name)?, name)?;
     cache.insert(name.to_owned(), id);
     Ok(id)
 }

@@ -116,7 +116,6 @@ fn open_with(
     let domains = domains();
     sluice_server::check_settings(&settings, &domains).map_err(anyhow::Error::msg)?;
     let ctx = open_ctx(settings)?;
-    let domains = sluice_server::mounted(&ctx, domains);
     sluice_server::prepare(&ctx, &domains).context("cannot migrate the database")?;
     Ok((ctx, domains))
 }
@@ -125,9 +124,7 @@ fn open_with(
 /// PostgreSQL, saying what to do instead.
 fn require_sqlite(ctx: &Ctx, what: &str) -> anyhow::Result<()> {
     if ctx.db.backend() == sluice_core::Backend::Postgres {
-        anyhow::bail!(
-            "{what} needs the SQLite database: it does not run on PostgreSQL yet (network, streams and uptime do); leave --database unset"
-        );
+        anyhow::bail!("{what} works on the embedded SQLite database only; leave --database unset");
     }
     Ok(())
 }

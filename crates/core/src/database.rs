@@ -118,9 +118,8 @@ impl Database {
         }
     }
 
-    /// The SQLite handle, for code that has no PostgreSQL store (yet): such a domain is only
-    /// mounted on SQLite (see [`crate::Domain::postgres_migrations`]), so on PostgreSQL this
-    /// is an error naming the backend, never a wrong answer.
+    /// The SQLite handle, for code that has no PostgreSQL counterpart: on PostgreSQL this is
+    /// an error naming the backend, never a wrong answer.
     pub fn sqlite(&self) -> Result<&Db, DbError> {
         match self {
             Database::Sqlite(db) => Ok(db),

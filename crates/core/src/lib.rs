@@ -84,16 +84,16 @@ impl Ctx {
         })
     }
 
-    /// The SQLite handle, for a domain without a PostgreSQL store: the server mounts such a
-    /// domain only on SQLite (see [`Domain::postgres_migrations`]).
+    /// The SQLite handle, for what works on the embedded file only (`backup`, tests that
+    /// inspect its tables).
     ///
     /// # Panics
-    /// On PostgreSQL: a composition error, not an input error.
+    /// On PostgreSQL: callers check the backend first (a usage error, not an input error).
     pub fn sqlite(&self) -> &Db {
         match &self.db {
             Database::Sqlite(db) => db,
             Database::Postgres(_) => {
-                panic!("a domain without a PostgreSQL store was mounted on PostgreSQL")
+                panic!("an SQLite-only operation was called on PostgreSQL")
             }
         }
     }
@@ -105,8 +105,8 @@ pub trait Domain: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The domain's migrations, tracked in their own history table.
     fn migrations(&self) -> Vec<Migration>;
-    /// Its migrations on PostgreSQL; `None` while the domain has no PostgreSQL store, and
-    /// then it is not mounted there.
+    /// Its migrations on PostgreSQL; `None` for a domain without a PostgreSQL store, which
+    /// then refuses to start there, naming it.
     fn postgres_migrations(&self) -> Option<Vec<Migration>> {
         None
     }

@@ -127,25 +127,6 @@ pub fn check_settings(
     Ok(())
 }
 
-/// The domains that run on `ctx`'s database: all on SQLite; on PostgreSQL those with a
-/// PostgreSQL store (the others are left out, and said so once in the log).
-pub fn mounted(ctx: &Ctx, domains: Vec<Arc<dyn Domain>>) -> Vec<Arc<dyn Domain>> {
-    if ctx.db.backend() == Backend::Sqlite {
-        return domains;
-    }
-    let (on, off): (Vec<_>, Vec<_>) = domains
-        .into_iter()
-        .partition(|d| d.postgres_migrations().is_some());
-    if !off.is_empty() {
-        let names: Vec<&str> = off.iter().map(|d| d.name()).collect();
-        tracing::warn!(
-            domains = %names.join(", "),
-            "these domains do not run on PostgreSQL yet: their routes are not served"
-        );
-    }
-    on
-}
-
 /// Applies every domain's migrations and marks jobs interrupted by a crash as failed. On
 /// PostgreSQL, where other instances may die at any time, the sweep repeats every lease.
 pub fn prepare(ctx: &Ctx, domains: &[Arc<dyn Domain>]) -> Result<(), DbError> {

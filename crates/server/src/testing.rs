@@ -220,7 +220,6 @@ impl TestServer {
     ) -> TestServer {
         crate::check_settings(&settings, &domains).expect("valid settings");
         let ctx = Ctx::open(settings).expect("open data dir");
-        let domains = crate::mounted(&ctx, domains);
         crate::prepare(&ctx, &domains).expect("migrations");
         if watch {
             crate::watch_inboxes(&ctx, &domains).expect("inbox watchers");

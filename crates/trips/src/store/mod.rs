@@ -131,6 +131,9 @@ pub struct BatchRow {
     pub ts_max: i64,
 }
 
+/// Picks record ranges (start, end) of a block from its directory.
+pub type RunPicker<'a> = dyn FnMut(&[u8]) -> Vec<(u32, u32)> + 'a;
+
 /// The statements of the domain, one implementation per backend. A value is one
 /// transaction (or, on SQLite, a connection inside the caller's transaction); ids are
 /// allocated as SQLite's rowids are (max + 1), so both backends give the same ids.
@@ -193,7 +196,7 @@ pub trait Sql {
         cell: i64,
         batch: Option<i64>,
         width: usize,
-        runs: &mut dyn FnMut(&[u8]) -> Vec<(u32, u32)>,
+        runs: &mut RunPicker<'_>,
         f: &mut dyn FnMut(&[u8], i64),
     ) -> Result<()>;
     /// The visible batch holding trip `id`: (batch id, first id).

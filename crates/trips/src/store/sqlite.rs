@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sluice_core::DbError;
 
 use super::{
-    end_code, BatchRow, Dict, GroupDelta, GroupQuery, GroupRow, LoadId, Result, Sql, TallyRow,
-    TallyTable,
+    end_code, BatchRow, Dict, GroupDelta, GroupQuery, GroupRow, LoadId, Result, RunPicker, Sql,
+    TallyRow, TallyTable,
 };
 use crate::batch::{Built, End, Tally, TripRec, TRIP_BYTES};
 
@@ -285,7 +285,7 @@ impl Sql for &Connection {
         cell: i64,
         batch: Option<i64>,
         width: usize,
-        runs: &mut dyn FnMut(&[u8]) -> Vec<(u32, u32)>,
+        runs: &mut RunPicker<'_>,
         f: &mut dyn FnMut(&[u8], i64),
     ) -> Result<()> {
         let c: &Connection = self;

@@ -14,7 +14,7 @@ rows="${1:-1000000}"; reps="${2:-5}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${TRIPS_BENCH_DIR:-/tmp/sluice-trips-pg-bench}"
 target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build --release -q -p sluice-cli -p sluice-trips --example trips_bench)
+(cd "$root" && cargo build --release -q -p sluice-cli && cargo build --release -q -p sluice-trips --example trips_bench)
 sluice="$target/release/sluice"; query="$target/release/examples/trips_bench"
 mkdir -p "$work"
 csv="$work/trips-$rows.csv"

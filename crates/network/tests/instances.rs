@@ -262,15 +262,17 @@ async fn a_commit_on_one_instance_empties_the_cache_of_another() {
     assert_eq!(seen, now, "B kept answering from a stale cache");
 }
 
-/// The replica server's replay position has reached the primary's current WAL position
-/// (server-wide, so asked of any database there).
+/// The replica server's replay position has reached the primary's current WAL insert
+/// position (server-wide, so asked of any database there). Not `pg_current_wal_lsn()`, the
+/// write position: with `synchronous_commit = off` (the test cluster) a commit returns while
+/// its record may still be in the WAL buffers, before that position.
 fn wait_for_replay(primary: &str, replica: &str) {
     let (primary, replica) = (primary.to_owned(), replica.to_owned());
     std::thread::spawn(move || {
         let mut p = postgres::Client::connect(&primary, postgres::NoTls).unwrap();
         let mut r = postgres::Client::connect(&replica, postgres::NoTls).unwrap();
         let lsn: String = p
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
             .unwrap()
             .get(0);
         for _ in 0..600 {

@@ -17,25 +17,13 @@ use serde_json::Value;
 use sluice_core::{Backend, Domain};
 use sluice_network::generate::{generate, GenerateArgs};
 use sluice_network::NetworkDomain;
-use sluice_server::testing::{postgres_admin, TestServer};
+use sluice_server::testing::{have_postgres, TestServer};
 
 fn domains() -> Vec<Arc<dyn Domain>> {
     vec![Arc::new(NetworkDomain)]
 }
 
 /// Whether the test PostgreSQL server is there; under CI its absence fails the test.
-fn have_postgres() -> bool {
-    if postgres_admin().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs these tests: SLUICE_TEST_POSTGRES must name the test server (.ci/postgres.sh)"
-    );
-    eprintln!("skipped: SLUICE_TEST_POSTGRES is not set");
-    false
-}
-
 async fn pair() -> (TestServer, TestServer) {
     let a = TestServer::start_on(Backend::Postgres, domains(), |_| {}).await;
     let b = a.beside(domains(), |_| {}).await;

@@ -45,6 +45,20 @@ pub fn postgres_admin() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// Whether the tests that need the test PostgreSQL server can run: without it they are
+/// skipped, except under CI (`CI` set), where that fails.
+pub fn have_postgres() -> bool {
+    if postgres_admin().is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs the PostgreSQL tests: SLUICE_TEST_POSTGRES must name the test server (.ci/postgres.sh)"
+    );
+    eprintln!("skipped: SLUICE_TEST_POSTGRES is not set");
+    false
+}
+
 /// A database of its own on the test PostgreSQL server, dropped (connections and all) when
 /// the last server using it goes.
 pub struct TestDatabase {

@@ -12,22 +12,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use sluice_core::{Backend, Domain};
-use sluice_server::testing::{postgres_admin, TestServer};
+use sluice_server::testing::{have_postgres, TestServer};
 use sluice_trips::generate::{write_csv, Generator};
 use sluice_trips::ingest::Limits;
 use sluice_trips::TripsDomain;
-
-fn have_postgres() -> bool {
-    if postgres_admin().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs this test: SLUICE_TEST_POSTGRES must name the test server (.ci/postgres.sh)"
-    );
-    eprintln!("skipped: SLUICE_TEST_POSTGRES is not set");
-    false
-}
 
 fn domains() -> Vec<Arc<dyn Domain>> {
     vec![Arc::new(TripsDomain) as Arc<dyn Domain>]

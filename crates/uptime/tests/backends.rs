@@ -10,23 +10,11 @@ use std::sync::Arc;
 
 use sluice_core::jobs::NewJob;
 use sluice_core::{ingest, Backend, Domain, JobState, Summary};
-use sluice_server::testing::{postgres_admin, TestServer};
+use sluice_server::testing::{have_postgres, TestServer};
 use sluice_uptime::cli::{self, ReportArgs};
 use sluice_uptime::generate::{self, Config, POLLS_FILE};
 use sluice_uptime::ingest::UptimeIngest;
 use sluice_uptime::{report, UptimeDomain};
-
-fn have_postgres() -> bool {
-    if postgres_admin().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI runs this test: SLUICE_TEST_POSTGRES must name the test server (.ci/postgres.sh)"
-    );
-    eprintln!("skipped: SLUICE_TEST_POSTGRES is not set");
-    false
-}
 
 /// Every `step`-th poll row of `polls` with its status inverted, as a file of its own.
 fn redelivery(polls: &Path, dir: &Path, name: &str, step: usize) -> PathBuf {
